@@ -1,0 +1,1 @@
+"""Analyses over datasets, features and rankings (benchmark sanity checks, and more to come)."""

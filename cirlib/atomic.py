@@ -1,0 +1,34 @@
+"""Atomic file writes: a file is either absent or complete, never half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, IO
+
+
+def write_atomic(path: Path | str, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write`` on a temporary file beside ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: Path | str, data: Any, indent: int | None = 2) -> Path:
+    """Write JSON atomically, UTF-8, with a trailing newline (same data, same bytes)."""
+    text = json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
+    return write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def write_text(path: Path | str, text: str) -> Path:
+    return write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))

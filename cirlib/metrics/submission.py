@@ -1,0 +1,112 @@
+"""Test-server submission files for CIRR and CIRCO, validated before anything is written.
+
+The evaluation servers reject a file with a repeated or missing query id, a list of the wrong
+length, or a name listed twice -- and say little about which query was at fault. The writers here
+check all of that first and raise one ``ValueError`` naming the offending ids and the fix; a file
+is only ever replaced whole (temporary file in the same folder, then ``os.replace``).
+
+Query ids become JSON string keys; names and ids in the lists are written as strings too, as in
+SEARLE's submission files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cirlib.metrics.ranking import Name, _as_name_list, _duplicates, _listing, _same_length
+
+CIRR_TOP_K = 50
+CIRR_SUBSET_TOP_K = 3
+CIRCO_TOP_K = 50
+
+
+def _validated(label: str, query_ids: Sequence[Any], lists: Sequence[Sequence[Name]], length: int,
+               expected_ids: Sequence[Any] | None) -> dict[str, list[str]]:
+    """{query id: names} as JSON-ready strings, or a ValueError listing every problem with its fix."""
+    _same_length({"query ids": query_ids, label: lists})
+    keys = [str(query_id) for query_id in query_ids]
+    rows = [[str(name) for name in _as_name_list(row, query)] for query, row in enumerate(lists)]
+    problems = []
+    repeated_ids = _duplicates(keys)
+    if repeated_ids:
+        problems.append(f"{_listing(repeated_ids, 'query ids appear more than once')} "
+                        "(fix: give each query once, with its own ranking)")
+    if expected_ids is not None:
+        expected = dict.fromkeys(str(query_id) for query_id in expected_ids)
+        given = dict.fromkeys(keys)
+        missing = [key for key in expected if key not in given]
+        unexpected = [key for key in given if key not in expected]
+        if missing:
+            problems.append(f"{_listing(missing, 'expected query ids are missing')} "
+                            "(fix: rank every query of the test split; the server needs all of them)")
+        if unexpected:
+            problems.append(f"{_listing(unexpected, 'query ids are not in the expected set')} "
+                            "(fix: check the split -- val and test ids differ -- and drop the rest)")
+    wrong_length = list(dict.fromkeys(f"{key} ({len(row)} names)" for key, row in zip(keys, rows)
+                                      if len(row) != length))
+    if wrong_length:
+        problems.append(f"{_listing(wrong_length, f'query ids lack exactly {length} names')} "
+                        f"(fix: cut or rank to exactly {length}; a gallery smaller than that cannot be submitted)")
+    repeated_names = list(dict.fromkeys(key for key, row in zip(keys, rows) if len(set(row)) < len(row)))
+    if repeated_names:
+        problems.append(f"{_listing(repeated_names, 'query ids list a name twice')} "
+                        "(fix: each gallery image may appear once per ranking)")
+    if problems:
+        raise ValueError(f"{label} submission not written: " + "; ".join(problems))
+    return dict(zip(keys, rows))
+
+
+def _write_json_atomically(path: Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(payload, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_cirr_submission(out_dir_or_prefix: str | os.PathLike[str], pair_ids: Sequence[Any],
+                          top50_names: Sequence[Sequence[Name]], subset_top3_names: Sequence[Sequence[Name]],
+                          expected_pair_ids: Sequence[Any] | None = None) -> tuple[Path, Path]:
+    """Write CIRR's two test-server files; return (recall path, recall_subset path).
+
+    An existing folder gets ``cirr_recall.json`` and ``cirr_recall_subset.json``; any other path is
+    a prefix (a trailing ``.json`` is dropped): ``runs/x`` gives ``runs/x_recall.json`` and ``runs/x_recall_subset.json``. Contents:
+    ``{"version": "rc2", "metric": "recall", "<pairid>": [50 names]}`` and the same with
+    ``"recall_subset"`` and 3 names. The references must already be left out of both rankings
+    (``cirr_rankings`` does that). Pass ``expected_pair_ids`` (all test1 pair ids) to catch
+    missing queries before the server does.
+    """
+    recall = _validated("CIRR recall", pair_ids, top50_names, CIRR_TOP_K, expected_pair_ids)
+    subset = _validated("CIRR recall_subset", pair_ids, subset_top3_names, CIRR_SUBSET_TOP_K, expected_pair_ids)
+    base = Path(out_dir_or_prefix)
+    if base.is_dir():
+        base = base / "cirr"
+    elif base.suffix == ".json":
+        base = base.with_suffix("")
+    recall_path = base.with_name(f"{base.name}_recall.json")
+    subset_path = base.with_name(f"{base.name}_recall_subset.json")
+    return (_write_json_atomically(recall_path, {"version": "rc2", "metric": "recall"} | recall),
+            _write_json_atomically(subset_path, {"version": "rc2", "metric": "recall_subset"} | subset))
+
+
+def write_circo_submission(path: str | os.PathLike[str], query_ids: Sequence[Any], top50_ids: Sequence[Sequence[Name]],
+                           expected_query_ids: Sequence[Any] | None = None) -> Path:
+    """Write CIRCO's test-server file ``{"<query id>": [50 image ids]}`` (no version key); return its path.
+
+    Pass ``expected_query_ids`` (all test query ids) to catch missing queries before the server does.
+    """
+    return _write_json_atomically(Path(path), _validated("CIRCO", query_ids, top50_ids, CIRCO_TOP_K,
+                                                         expected_query_ids))
