@@ -85,7 +85,7 @@ def fashioniq_card(root: Path, config: dict, counts: dict, sanity: dict) -> str:
                          " / ".join(r["captions"])))
     _write_grid(root, examples)
     attributes = "\n".join(f"- **{a}**: {', '.join(v)}" for a, v in GARMENT_VALUES.items())
-    return "\n".join([
+    return "\n\n".join([
         _header("synth-fashioniq", "Rendered garments (dress, shirt, toptee) in FashionIQ's official layout. "
                 "Each gallery holds distinct garments; a query's target differs from its reference in 1-3 "
                 "attributes, so exactly one gallery image is correct. Nuisance: aspect ratio, scale, position, "
@@ -113,7 +113,7 @@ def cirr_card(root: Path, config: dict, counts: dict, sanity: dict) -> str:
     paths = json.loads((root / "cirr" / "image_splits" / "split.rc2.val.json").read_text())
     shown = records[:: max(1, len(records) // EXAMPLES)][:EXAMPLES]
     _write_grid(root, [(root / paths[r["reference"]], root / paths[r["target_hard"]], r["caption"]) for r in shown])
-    return "\n".join([
+    return "\n\n".join([
         _header("synth-cirr", "Rendered scenes of 1-4 shapes on a 3x3 grid, in CIRR's official layout. Images come "
                 f"in families of {config['cirr_family_size']}: a base scene and its one-edit variants, cut into "
                 "image sets of six. A query joins two members of one set; the caption names one or two edits.", config),
@@ -141,7 +141,7 @@ def circo_card(root: Path, config: dict, counts: dict, sanity: dict) -> str:
     _write_grid(root, [(image(r["reference_img_id"]), image(r["target_img_id"]),
                         f"{r['relative_caption']} (shared: {r['shared_concept']}; {len(r['gt_img_ids'])} correct)")
                        for r in shown])
-    return "\n".join([
+    return "\n\n".join([
         _header("synth-circo", "Rendered scenes in CIRCO's official layout. Each caption leaves attributes free, so "
                 "several gallery images are correct; `gt_img_ids` lists every gallery image that satisfies the "
                 "caption (checked against all of them), the annotated target first. The gallery also holds wrong "

@@ -78,15 +78,17 @@ def build_circo(root: Path, config: SynthConfig) -> tuple[list[RenderJob], dict]
                 continue
             scenes, edits = made
             allowed = apply_chain(reference, edits)
-            if len(allowed) < 2:
+            if len(allowed) < 2 or reference.key() in {s.key() for s in allowed}:
                 continue
             chosen = [allowed[i] for i in rng.choice(len(allowed), size=min(len(allowed), int(rng.integers(2, 6))),
                                                      replace=False)]
             allowed_keys = {s.key() for s in allowed}
             near_misses = []
             for scene in [*chosen[:2], *[reference] * REFERENCE_NEIGHBOURS]:
-                options = [s for s in realisations(scene, sample_edit(scene, rng)) if s.key() not in allowed_keys]
-                near_misses += options[int(rng.integers(len(options))):][:1]
+                edit = sample_edit(scene, rng)
+                options = [s for s in realisations(scene, edit) if s.key() not in allowed_keys] if edit else []
+                if options:
+                    near_misses.append(options[int(rng.integers(len(options)))])
             for scene in [reference, *chosen, *near_misses]:
                 gallery.setdefault(scene.key(), scene)
             planned[split].append({"reference": reference, "target": chosen[0], "edits": edits, "allowed": allowed_keys,

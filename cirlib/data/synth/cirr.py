@@ -74,14 +74,25 @@ def _route(members: list[Scene], a: int, b: int) -> list[int]:
 
 
 def _queries(members: list[Scene], set_indices: list[int], n: int, rng: np.random.Generator):
-    """Up to ``n`` (reference, target, route, edits) inside one image set, never variant -> base."""
+    """Up to ``n`` (reference, target, route, edits, allowed keys) inside one image set.
+
+    Never variant -> base (the base is every variant's nearest scene: too easy), and never a
+    caption that the reference itself would satisfy (e.g. remove one copy, add one back).
+    """
     pairs = [(a, b) for a in set_indices for b in set_indices if a != b and b != 0]
     rng.shuffle(pairs)
-    for a, b in pairs[:n]:
+    made = 0
+    for a, b in pairs:
+        if made == n:
+            return
         route = _route(members, a, b)
         edits = [edit_between(members[i], members[j], rng) for i, j in zip(route, route[1:])]
         edits[-1] = loosen(edits[-1], rng, probability=LOOSEN_PROBABILITY)
-        yield a, b, route, edits
+        allowed = {s.key() for s in apply_chain(members[a], edits)}
+        assert members[b].key() in allowed, "a caption must allow its own target"
+        if members[a].key() not in allowed:
+            made += 1
+            yield a, b, route, edits, allowed
 
 
 def _path(split: str, name: str, family: int) -> str:
@@ -114,9 +125,7 @@ def build_cirr(root: Path, config: SynthConfig) -> tuple[list[RenderJob], dict]:
                     caption_rng = image_rng(config.seed, names[i], "captions")
                     gallery_captions.append({"candidate": names[i], "captions": [
                         scene_caption(members[i], caption_rng, q) for q in CAPTION_QUALITIES]})
-                for a, b, route, edits in _queries(members, set_indices, config.cirr_queries_per_set, rng):
-                    allowed = {s.key() for s in apply_chain(members[a], edits)}
-                    assert members[b].key() in allowed, "a caption must allow its own target"
+                for a, b, route, edits, allowed in _queries(members, set_indices, config.cirr_queries_per_set, rng):
                     soft = {names[m]: 0.5 for m in set_indices if m not in (a, b) and members[m].key() in allowed}
                     record = {"pairid": pairid, "reference": names[a], "target_hard": names[b],
                               "target_soft": {names[b]: 1.0, **soft},

@@ -1,0 +1,54 @@
+"""Prepare the synthetic benchmark: build it (or find it built), check it, describe it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..atomic import write_json
+from ..data.synth.build import build_benchmark
+from ..data.synth.card import write_datacards
+from ..data.synth.config import SynthConfig
+from .sanity import benchmark_sanity
+
+
+def prepare_benchmark(out: Path | str, config: SynthConfig, workers: int | None = None,
+                      overwrite: bool = False) -> dict:
+    """Build the three datasets under ``out``, compute their sanity baselines, write the datacards.
+
+    Returns the manifest: configuration, counts and sanity numbers (also saved as
+    ``out/manifest.json``). A complete benchmark with the same configuration is reused.
+    """
+    out = Path(out)
+    manifest = build_benchmark(out, config, workers=workers, overwrite=overwrite)
+    if "sanity" not in manifest:
+        sanity = json.loads(json.dumps(benchmark_sanity(out, seed=config.seed)))  # int keys -> str, as saved
+        write_datacards(out, manifest, sanity)
+        manifest = {**manifest, "sanity": sanity}
+        write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+def format_summary(manifest: dict) -> str:
+    """A plain-text report of a prepared benchmark: configuration, counts, sanity baselines."""
+    config, counts, sanity = manifest["config"], manifest["counts"], manifest["sanity"]
+    lines = [f"synthetic CIR benchmark  seed={config['seed']}  size={config['size']}", ""]
+    fiq = counts["synth-fashioniq"]
+    for split in next(iter(fiq.values())):
+        per = "  ".join(f"{c}: {fiq[c][split]['queries']} q / {fiq[c][split]['gallery']} img" for c in fiq)
+        lines.append(f"synth-fashioniq {split:5s}  {per}")
+    for split, c in counts["synth-cirr"].items():
+        lines.append(f"synth-cirr      {split:5s}  {c['queries']} queries, {c['gallery']} images, {c['img_sets']} img_sets")
+    circo = counts["synth-circo"]
+    for split in ("val", "test"):
+        lines.append(f"synth-circo     {split:5s}  {circo[split]['queries']} queries, "
+                     f"{circo[split]['mean_gt']} ground truths on average")
+    lines.append(f"synth-circo     gallery {circo['gallery']['images']} images")
+    lines += ["", "Sanity baselines on val (attribute labels only):"]
+    f, r, m = sanity["synth-fashioniq"], sanity["synth-cirr"], sanity["synth-circo"]
+    lines.append(f"{'':16s}{'FIQ avg R@10':>14s}{'FIQ avg R@50':>14s}{'CIRR R@1':>10s}{'CIRR R@10':>11s}"
+                 f"{'CIRR Rs@1':>11s}{'CIRCO mAP@10':>14s}")
+    for label in ("oracle", "reference only"):
+        lines.append(f"{label:16s}{f[label]['avg R@10']:14.1f}{f[label]['avg R@50']:14.1f}{r[label]['R@1']:10.1f}"
+                     f"{r[label]['R@10']:11.1f}{r[label]['Rsubset@1']:11.1f}{m[label]['10']:14.1f}")
+    return "\n".join(lines)
