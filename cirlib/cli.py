@@ -12,13 +12,15 @@ from .data.errors import DatasetError
 from .data.synth.config import preset
 
 
-def _add_synth_arguments(parser: argparse.ArgumentParser, default_size: str) -> None:
+def _add_synth_arguments(parser: argparse.ArgumentParser, default_size: str, overwrite_flag: bool = True) -> None:
     parser.add_argument("--out", default="data/synth", help="output folder (default: data/synth)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, byte-identical files")
     parser.add_argument("--size", choices=("small", "medium"), default=default_size,
                         help="small: tests and CI notebooks (seconds); medium: the default benchmark (about 2 minutes)")
     parser.add_argument("--workers", type=int, default=None, help="rendering processes (default: all cores)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a benchmark built with another configuration")
+    if overwrite_flag:
+        parser.add_argument("--overwrite", action="store_true",
+                            help="replace a benchmark built with another configuration")
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -34,6 +36,7 @@ def _demo(args: argparse.Namespace) -> None:
     print("CIR Lab demo: build the synthetic benchmark and report its statistics and sanity baselines.\n"
           f"Expected time on 2 CPU cores: about 2 minutes for size={args.size} on the first run, seconds after.\n",
           flush=True)
+    args.overwrite = True  # the demo owns its folder: data from another configuration or generator is rebuilt
     _synth(args)
 
 
@@ -44,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth_arguments(synth, default_size="medium")
     synth.set_defaults(run=_synth)
     demo = commands.add_parser("demo", help="the main job, end to end, on the synthetic benchmark")
-    _add_synth_arguments(demo, default_size="medium")
+    _add_synth_arguments(demo, default_size="medium", overwrite_flag=False)
     demo.set_defaults(run=_demo)
     return parser
 

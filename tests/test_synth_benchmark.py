@@ -12,7 +12,7 @@ from PIL import Image
 
 from cirlib.cli import main
 from cirlib.data import CIRCO, CIRR, DatasetError, FashionIQ, captions_for, read_gallery_captions
-from cirlib.data.synth.build import build_benchmark
+from cirlib.data.synth.build import GENERATOR_VERSION, build_benchmark
 from cirlib.data.synth.config import preset
 from cirlib.data.synth.garments import Garment
 from cirlib.data.synth.pretrain import pretraining_pair
@@ -134,13 +134,17 @@ def test_interrupted_build_resumes_to_the_same_files_and_other_configs_are_refus
     expected = tree_digest(out)
     # Simulate a kill during rendering: the manifest was never written and some images are gone.
     (out / "manifest.json").unlink()
-    (out / ".building.json").write_text(json.dumps({"config": config.to_json()}))
+    (out / ".building.json").write_text(json.dumps({"config": config.to_json(), "generator": GENERATOR_VERSION}))
     for image in sorted((out / "synth-fashioniq" / "images").iterdir())[::7]:
         image.unlink()
     build_benchmark(out, config, workers=2)
     assert tree_digest(out) == expected
     with pytest.raises(DatasetError, match="--overwrite"):
         build_benchmark(out, preset("small", seed=3))
+    stale = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**stale, "generator": GENERATOR_VERSION - 1}))
+    with pytest.raises(DatasetError, match="generator"):
+        build_benchmark(out, config)
 
 
 def test_pretraining_stream_is_deterministic_and_disjoint_from_benchmark_images(small_benchmark):

@@ -37,16 +37,11 @@ def garment_agreement(queries: list[Garment], gallery: list[Garment]) -> np.ndar
 def scene_agreement(queries: list[Scene], gallery: list[Scene]) -> np.ndarray:
     """(Q, G) Jaccard overlap of the scenes' fact sets."""
     vocabulary: dict[tuple, int] = {}
-    def encode(scenes: list[Scene]) -> np.ndarray:
-        rows = [[vocabulary.setdefault(f, len(vocabulary)) for f in set(scene_facts(s))] for s in scenes]
-        return rows
-    q_rows, g_rows = encode(queries), encode(gallery)
-    def dense(rows: list[list[int]]) -> np.ndarray:
-        matrix = np.zeros((len(rows), len(vocabulary)), dtype=np.float64)
-        for i, row in enumerate(rows):
-            matrix[i, row] = 1.0
-        return matrix
-    q, g = dense(q_rows), dense(g_rows)
+    rows = [[vocabulary.setdefault(f, len(vocabulary)) for f in set(scene_facts(s))] for s in [*queries, *gallery]]
+    facts = np.zeros((len(rows), len(vocabulary)))
+    for i, row in enumerate(rows):
+        facts[i, row] = 1.0
+    q, g = facts[: len(queries)], facts[len(queries):]
     inter = q @ g.T
     return inter / (q.sum(1)[:, None] + g.sum(1)[None, :] - inter)
 

@@ -24,35 +24,39 @@ from .render import render_all
 BUILDERS = {"synth-fashioniq": build_fashioniq, "synth-cirr": build_cirr, "synth-circo": build_circo}
 MANIFEST = "manifest.json"
 IN_PROGRESS = ".building.json"
+# Bump when the generator's output changes, so that data written by an older version is never reused.
+GENERATOR_VERSION = 1
 
 
 def _stored_config(path: Path) -> dict | None:
     if not path.exists():
         return None
-    return json.loads(path.read_text())["config"]
+    stored = json.loads(path.read_text())
+    return {**stored["config"], "generator": stored.get("generator")}
 
 
 def build_benchmark(out: Path | str, config: SynthConfig, workers: int | None = None, overwrite: bool = False) -> dict:
     """Write synth-fashioniq, synth-cirr and synth-circo under ``out``; return the manifest."""
     out = Path(out)
-    wanted = config.to_json()
+    wanted = {**config.to_json(), "generator": GENERATOR_VERSION}
     for marker in (MANIFEST, IN_PROGRESS):
         stored = _stored_config(out / marker)
         if stored is not None and stored != wanted:
             if not overwrite:
                 raise DatasetError(out / marker, f"this folder holds a benchmark built with another configuration "
-                                   f"(seed {stored['seed']}, size {stored['size']})",
+                                   f"(seed {stored['seed']}, size {stored['size']}, generator {stored['generator']})",
                                    "choose another --out folder, or pass --overwrite to replace it")
             shutil.rmtree(out)
             break
     if _stored_config(out / MANIFEST) == wanted:
         return json.loads((out / MANIFEST).read_text())
-    write_json(out / IN_PROGRESS, {"config": wanted})
+    record = {"config": config.to_json(), "generator": GENERATOR_VERSION}
+    write_json(out / IN_PROGRESS, record)
     counts = {}
     for name, build in BUILDERS.items():
         jobs, counts[name] = build(out / name, config)
         render_all(jobs, out / name, config.seed, workers=workers, desc=name)
-    manifest = {"config": wanted, "counts": counts}
+    manifest = {**record, "counts": counts}
     write_json(out / MANIFEST, manifest)
     (out / IN_PROGRESS).unlink()
     return manifest

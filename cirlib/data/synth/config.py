@@ -23,7 +23,6 @@ class SynthConfig:
     cirr_queries_per_set: int = 10
     circo_gallery: int = 0
     circo_queries: dict[str, int] = field(default_factory=dict)
-    captions_per_image: int = 3
 
     def to_json(self) -> dict:
         return asdict(self)
