@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, IO
 
 
-def write_atomic(path: Path | str, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write`` on a temporary file beside ``path``, then rename it into place."""
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``, else delete it.
+
+    For writers that want a file name (safetensors' ``save_file``) rather than a handle.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
+        yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+
+def write_atomic(path: Path | str, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write`` on a temporary file beside ``path``, then rename it into place."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        write(handle)
+    return Path(path)
 
 
 def write_json(path: Path | str, data: Any, indent: int | None = 2) -> Path:

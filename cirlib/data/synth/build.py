@@ -60,3 +60,10 @@ def build_benchmark(out: Path | str, config: SynthConfig, workers: int | None = 
     write_json(out / MANIFEST, manifest)
     (out / IN_PROGRESS).unlink()
     return manifest
+
+
+def synth_labels(dataset_root: Path | str) -> dict[str, dict]:
+    """Attribute labels of a synthetic dataset's images: {image name (CIRCO: id) -> attributes}."""
+    meta = Path(dataset_root) / "synth_meta"
+    path = meta / "attributes.json" if (meta / "attributes.json").exists() else meta / "scenes.json"
+    return json.loads(path.read_text())

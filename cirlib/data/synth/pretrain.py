@@ -23,10 +23,15 @@ GARMENT_SHARE = 0.5
 PARTIAL_CAPTION_SHARE = 0.3
 
 
-def pretraining_pair(seed: int, index: int) -> tuple[Image.Image, str]:
-    """Pair number ``index`` of the stream for ``seed``: a garment or a scene and its caption."""
+def pretraining_pair(seed: int, index: int, quality: str | None = None) -> tuple[Image.Image, str]:
+    """Pair number ``index`` of the stream for ``seed``: a garment or a scene and its caption.
+
+    The caption is full or (with PARTIAL_CAPTION_SHARE) partial; ``quality="full"`` forces a full
+    one, for evaluations that need each caption to pin down its image. The image is the same either way.
+    """
     rng = np.random.default_rng([seed, STREAM_ID, index])
-    quality = "partial" if rng.random() < PARTIAL_CAPTION_SHARE else "full"
+    drawn = "partial" if rng.random() < PARTIAL_CAPTION_SHARE else "full"
+    quality = quality or drawn
     if rng.random() < GARMENT_SHARE:
         garment = random_garment(GARMENT_CATEGORIES[int(rng.integers(len(GARMENT_CATEGORIES)))], rng)
         return render_garment(garment, rng), garment_caption(garment, rng, quality)

@@ -1,0 +1,46 @@
+"""Build open_clip CLIP models from a plain config dict, and the matching tokenizer.
+
+Constructing ``open_clip.model.CLIP`` directly (rather than registering a named config in
+open_clip's global registry) keeps model creation free of global state.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from open_clip.model import CLIP
+from open_clip.tokenizer import SimpleTokenizer
+from safetensors.torch import load_file
+
+from ..atomic import write_json
+from .tensor_io import save_tensors
+
+
+def build_clip(model_cfg: dict) -> CLIP:
+    """A randomly initialised CLIP from an open_clip model config (``embed_dim``, ``vision_cfg``, ``text_cfg``)."""
+    return CLIP(**model_cfg)
+
+
+def build_tokenizer(model_cfg: dict) -> SimpleTokenizer:
+    return SimpleTokenizer(context_length=model_cfg["text_cfg"].get("context_length", 77))
+
+
+def load_model_dir(folder: Path | str) -> tuple[CLIP, dict]:
+    """A model folder in the hub's layout: ``open_clip_config.json`` + ``open_clip_model.safetensors``."""
+    folder = Path(folder)
+    config = json.loads((folder / "open_clip_config.json").read_text())
+    model = build_clip(config["model_cfg"])
+    state = load_file(str(folder / "open_clip_model.safetensors"))
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    return model.eval(), config
+
+
+def export_model_dir(folder: Path | str, model: CLIP, model_cfg: dict, preprocess_cfg: dict,
+                     dtype: torch.dtype = torch.float16) -> Path:
+    """Write a model folder that :func:`load_model_dir` and open_clip's ``local-dir:`` both read."""
+    folder = Path(folder)
+    write_json(folder / "open_clip_config.json", {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg})
+    save_tensors(folder / "open_clip_model.safetensors", {k: v.to(dtype) for k, v in model.state_dict().items()})
+    return folder

@@ -1,0 +1,101 @@
+"""One door to every CLIP: ``load_encoder`` for the bundled model, a model folder, a local
+checkpoint file, or an open_clip hub name with a pretrained tag.
+
+    load_encoder()                                        # the bundled synthclip
+    load_encoder("path/to/model_dir")                     # open_clip_config.json + open_clip_model.safetensors
+    load_encoder("RN50x4", pretrained="ckpt.safetensors") # an open_clip architecture + a local file
+    load_encoder("ViT-B-32", pretrained="laion2b_s34b_b79k")  # the hub (needs internet; never in tests)
+
+The encoder carries its preprocessing, so callers cannot mismatch it, and an identity string with
+a hash of its weights, which keys every feature cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import open_clip
+import torch
+
+from .clip_model import build_tokenizer, load_model_dir
+from .device import resolve_device
+from .transforms import CLIP_MEAN, CLIP_STD, PreprocessConfig
+
+BUNDLED = {"synthclip": "models/synthclip"}
+
+
+@dataclass
+class Encoder:
+    """A CLIP model in eval mode on its device, with tokenizer, preprocessing and identity."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    preprocess_config: PreprocessConfig
+    name: str
+    device: torch.device
+    weights_sha256: str
+
+    @property
+    def identity(self) -> str:
+        """Model name plus a hash of its weights: changes whenever the weights change."""
+        return f"{self.name}@{self.weights_sha256[:16]}"
+
+
+def weights_hash(model: torch.nn.Module) -> str:
+    """sha256 over the state dict's names, dtypes, shapes and bytes."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{key}|{value.dtype}|{tuple(value.shape)}".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def bundled_model_dir(name: str) -> Path:
+    return Path(str(resources.files("cirlib").joinpath(BUNDLED[name])))
+
+
+def _preprocess_config(kind: str | None, image_size: int, stored: dict) -> PreprocessConfig:
+    return PreprocessConfig(kind=kind or stored.get("kind", "targetpad"), image_size=image_size,
+                            mean=tuple(stored.get("mean", CLIP_MEAN)), std=tuple(stored.get("std", CLIP_STD)))
+
+
+def load_encoder(model: str = "synthclip", pretrained: str | None = None, preprocess: str | None = None,
+                 device: str | torch.device = "auto") -> Encoder:
+    """Load a CLIP (see the module docstring); ``preprocess`` overrides the model's own default
+    (``targetpad`` unless the model folder says otherwise; synthclip was trained with ``squarepad``)."""
+    resolved = resolve_device(device)
+    folder = bundled_model_dir(model) if model in BUNDLED else Path(model)
+    if pretrained is None and (folder / "open_clip_config.json").is_file():
+        clip, config = load_model_dir(folder)
+        tokenizer = build_tokenizer(config["model_cfg"])
+        stored = config.get("preprocess_cfg", {})
+        image_size = config["model_cfg"]["vision_cfg"]["image_size"]
+    elif pretrained is None and model not in open_clip.list_models() and not model.startswith(("hf-hub:", "local-dir:")):
+        raise FileNotFoundError(
+            f"{model!r} is neither a bundled model ({', '.join(BUNDLED)}), nor a folder holding "
+            "open_clip_config.json, nor an open_clip architecture name; see open_clip.list_models()")
+    else:
+        if pretrained is not None and Path(pretrained).suffix in (".pt", ".pth", ".bin", ".safetensors") \
+                and not Path(pretrained).is_file():
+            raise FileNotFoundError(f"checkpoint file {pretrained} does not exist")
+        clip, _, _ = open_clip.create_model_and_transforms(model, pretrained=pretrained)
+        tokenizer = open_clip.get_tokenizer(model)
+        stored = dict(open_clip.get_pretrained_cfg(model, pretrained) or {}) if pretrained else {}
+        image_size = clip.visual.image_size
+        image_size = image_size[0] if isinstance(image_size, (tuple, list)) else image_size
+    clip = clip.to(resolved).eval()
+    name = model if pretrained is None else f"{model}:{Path(pretrained).name}"
+    return Encoder(model=clip, tokenizer=tokenizer, preprocess_config=_preprocess_config(preprocess, image_size, stored),
+                   name=name, device=resolved, weights_sha256=weights_hash(clip))
+
+
+def describe(encoder: Encoder) -> str:
+    """One line for logs: identity, preprocessing, device, parameter count."""
+    params = sum(p.numel() for p in encoder.model.parameters())
+    return (f"{encoder.identity}  preprocess={json.dumps(encoder.preprocess_config.to_json())}  "
+            f"device={encoder.device}  params={params / 1e6:.1f}M")

@@ -1,0 +1,1 @@
+"""Training: contrastive pretraining of the small CLIP (and, later, the fusion models)."""
