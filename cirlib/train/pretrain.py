@@ -45,7 +45,7 @@ class PretrainConfig:
     model: dict = field(default_factory=lambda: json.loads(json.dumps(SYNTHCLIP_ARCH)))
     preprocess: str = "squarepad"
     seed: int = 0
-    steps: int = 2400
+    steps: int = 2000
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.1
@@ -147,7 +147,9 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> dict:
                                               config.preprocess_config, config.workers, desc="render held-out")
     held_tokens = tokenizer(held_captions)
     loss_fn = ClipLoss()
-    started = time.perf_counter()
+    # Training seconds accumulate across resumes (the pool rendering is not counted).
+    already = max((r["seconds"] for r in log if "seconds" in r), default=0.0)
+    started = time.perf_counter() - already
     progress = tqdm(range(step, config.steps), initial=step, total=config.steps, desc="pretrain", mininterval=5.0)
     for step in progress:
         for group in optimizer.param_groups:
@@ -164,7 +166,7 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> dict:
             model.logit_scale.clamp_(0, math.log(100))
         done = step + 1
         row = {"step": done, "loss": round(loss.item(), 5), "lr": optimizer.param_groups[0]["lr"],
-               "logit_scale": round(float(model.logit_scale.exp()), 3)}
+               "logit_scale": round(model.logit_scale.exp().item(), 3)}
         if done % config.eval_every == 0 or done == config.steps:
             recall = text_to_image_recall(model, held_images, held_tokens, config.preprocess_config, device)
             row.update({f"held-out t2i R@{k}": round(v, 2) for k, v in recall.items()})
