@@ -1,4 +1,4 @@
-"""The ``cirlib`` command line: synth, pretrain, zeroshot, demo."""
+"""The ``cirlib`` command line: synth, pretrain, zeroshot, train, eval, demo."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .analysis.benchmark import format_summary, prepare_benchmark
+from . import paper_numbers
 from .atomic import write_json
 from .config import load_config
 from .data.errors import DatasetError
@@ -61,6 +62,47 @@ def _pretrain(args: argparse.Namespace) -> None:
     pretrain(config, resume=args.resume)
 
 
+def _train(args: argparse.Namespace) -> None:
+    from .experiments import load_job_config, seed_table
+
+    if args.seeds:
+        print(seed_table(args.config, args.seeds, args.results, runs=args.out))
+        return
+    if len(args.config) != 1:
+        raise ValueError("several --config files need --seeds (the multi-seed table); train one config at a time")
+    job, config = load_job_config(args.config[0], out=args.out, epochs=args.epochs, seed=args.seed,
+                                  device=args.device)
+    job.run(config, resume=args.resume)
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from .evaluation import format_table
+    from .experiments import evaluate_checkpoint
+
+    path = Path(args.run_dir) / f"{args.checkpoint}.safetensors" if Path(args.run_dir).is_dir() else Path(args.run_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; pass a run folder of `cirlib train` or a .safetensors file")
+    result = evaluate_checkpoint(path, device=args.device)
+    print(f"eval config: {json.dumps(result['config'])}")
+    print(format_table({result["config"]["fusion"]: result["metrics"]}, list(result["metrics"]),
+                       f"{Path(result['config']['data_root']).name} (val), epoch {result['epoch']}, {path}"))
+    out = Path(args.results) / f"eval_{path.parent.name}_{path.stem}.json"
+    write_json(out, result)
+    print(f"saved {out}")
+
+
+def _reproduce(args: argparse.Namespace) -> None:
+    from .reproduce import ReproduceConfig, format_comparison, reproduce
+
+    config = ReproduceConfig(**{name: getattr(args, name) for name in ReproduceConfig.__dataclass_fields__})
+    print(f"reproduce config: {json.dumps(vars(args), default=str)}", flush=True)
+    result = reproduce(config)
+    print(format_comparison(result))
+    path = Path(args.results) / f"reproduce_{config.dataset}_{config.method}.json"
+    write_json(path, result)
+    print(f"saved {path}")
+
+
 def _demo(args: argparse.Namespace) -> None:
     print("CIR Lab demo: synthetic benchmark -> synthclip features -> zero-shot baselines.\n"
           f"Expected time on 2 CPU cores: about 3 minutes for size={args.size} on the first run, seconds after.\n",
@@ -100,6 +142,43 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--device", default=None)
     pretrain.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.safetensors")
     pretrain.set_defaults(run=_pretrain)
+
+    train = commands.add_parser("train", help="train a model from a YAML config (its `kind` picks the job)")
+    train.add_argument("--config", nargs="+", required=True, help="YAML file(s), e.g. configs/synth_combiner_cirr.yaml")
+    train.add_argument("--seeds", type=int, nargs="+", default=None,
+                       help="train every config with each seed and print the mean ± std table")
+    train.add_argument("--results", default="results", help="where the --seeds table JSON goes")
+    train.add_argument("--out", default=None,
+                       help="run folder (overrides the config); with --seeds, the folder for all the runs")
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--device", default=None)
+    train.add_argument("--resume", action="store_true", help="continue from <out>/last.safetensors")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("eval", help="evaluate a trained fusion checkpoint on its validation split")
+    evaluate.add_argument("--run", dest="run_dir", required=True,
+                          help="run folder of `cirlib train`, or a checkpoint file")
+    evaluate.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--results", default="results", help="where the results JSON goes")
+    evaluate.set_defaults(run=_eval)
+
+    reproduce = commands.add_parser("reproduce", help="a paper setting on a real dataset, beside the paper's numbers")
+    reproduce.add_argument("--dataset", required=True, choices=paper_numbers.DATASETS)
+    reproduce.add_argument("--method", required=True, choices=paper_numbers.METHODS)
+    reproduce.add_argument("--data-root", required=True, help="the dataset's folder (layouts: data/README.md)")
+    reproduce.add_argument("--model", default="ViT-L-14", help="open_clip architecture or model folder")
+    reproduce.add_argument("--pretrained", default="openai", help="open_clip pretrained tag or checkpoint file")
+    reproduce.add_argument("--preprocess", default=None, choices=("clip", "targetpad", "squarepad"))
+    reproduce.add_argument("--alpha", type=float, default=0.8, help="WeiMoCIR's α (paper: 0.8 with CLIP)")
+    reproduce.add_argument("--beta", type=float, default=0.1, help="WeiMoCIR's β (paper: 0.1 with CLIP)")
+    reproduce.add_argument("--captions", default=None, help="WeiMoCIR gallery captions (file; FashionIQ: folder)")
+    reproduce.add_argument("--checkpoint", default=None, help="best.safetensors of a `cirlib train` run")
+    reproduce.add_argument("--cache", default="data/cache")
+    reproduce.add_argument("--device", default="auto")
+    reproduce.add_argument("--results", default="results")
+    reproduce.set_defaults(run=_reproduce)
 
     demo = commands.add_parser("demo", help="the main job, end to end, on the synthetic benchmark")
     _add_synth_arguments(demo, default_size="medium", overwrite_flag=False)

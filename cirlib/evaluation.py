@@ -1,12 +1,17 @@
 """Evaluate query-fusion methods on the three benchmarks' evaluation splits, and print tables.
 
-A method is any function ``(image_features, text_features) -> normalised queries``; retrieval is
-cosine similarity against the normalised gallery, scored with ``cirlib.metrics``.
+A method is any function ``(image_features, text_features) -> normalised queries``. Retrieval goes
+through ``cirlib.index``: the split's L2-normalised gallery in an exact float32 index, searched for
+each query's top K (K = the largest cut-off reported, 50), then scored from those ranked lists with
+``cirlib.metrics``. The numbers equal the similarity-matrix metrics (``similarity`` below with
+``fashioniq_recall`` / ``cirr_recall`` / ``circo_map``; tested), with the same tie rule, without ever
+holding a (queries, gallery) matrix. CIRR's Recall_subset ranks only the 5 img_set members of each
+query, so it scores those few pairs directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -16,29 +21,97 @@ from .data import FashionIQ
 from .encoders import FeatureCache, circo_features, cirr_features, fashioniq_features
 from .encoders.features import SplitFeatures
 from .encoders.loading import Encoder
-from .metrics import circo_map, cirr_recall, fashioniq_recall, fashioniq_summary
+from .index import ExactIndex, Index
+from .metrics import circo_map_from_rankings, cirr_recall_from_rankings, fashioniq_summary, recall_at_k, top_k_indices
+from .metrics.ranking import Name, _name_array, _require_known
 
 Method = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+FASHIONIQ_KS = (10, 50)
+CIRR_KS = (1, 5, 10, 50)
+CIRR_SUBSET_KS = (1, 2, 3)
+CIRCO_KS = (5, 10, 25, 50)
+
 
 def similarity(method: Method, features: SplitFeatures) -> torch.Tensor:
-    """(Q, G) cosine similarity of the fused queries to the gallery."""
+    """(Q, G) cosine similarity of the fused queries to the gallery: the dense reference for small splits."""
     return method(features.reference, features.text) @ F.normalize(features.gallery, dim=-1).T
 
 
+def gallery_index(features: SplitFeatures) -> ExactIndex:
+    """The split's L2-normalised gallery in an exact float32 index; ids are gallery positions."""
+    index = ExactIndex(features.gallery.shape[1], metric="ip", dtype=torch.float32)
+    index.add(F.normalize(features.gallery.float(), dim=-1))
+    return index
+
+
+def ranked_names(index: Index, queries: torch.Tensor, gallery_names: Sequence[Name], k: int,
+                 exclude: Sequence[Name | None] | None = None) -> list[list[Name]]:
+    """Each query's top-k gallery names from ``index`` (ids = positions in ``gallery_names``).
+
+    ``exclude[i]`` (a name, or None) is left out of query i's list; names outside the gallery
+    exclude nothing. Rankings are shorter than k only when the gallery is.
+    """
+    position = {name: column for column, name in enumerate(gallery_names)}
+    excluded = None if exclude is None else [position.get(name) for name in exclude]
+    _, ids = index.search(queries, k, exclude=excluded)
+    names = _name_array(gallery_names)
+    return [names[row[row >= 0]].tolist() for row in ids]
+
+
+def subset_rankings(queries: torch.Tensor, gallery: torch.Tensor, features: SplitFeatures,
+                    k: int) -> list[list[Name]]:
+    """CIRR's Recall_subset rankings: each query's img_set members but its reference, top k by score.
+
+    ``gallery`` holds the normalised gallery rows. Ties rank by lower gallery index, as
+    ``cirlib.metrics.rank_within`` does on a full matrix.
+    """
+    position = {name: column for column, name in enumerate(features.gallery_names)}
+    members = [[name for name in row if name != reference]
+               for row, reference in zip(features.extra["img_set_members"], features.reference_names)]
+    _require_known((name for row in members for name in row), position, "img_set members")
+    rows = [sorted({position[name] for name in row}) for row in members]
+    width = max(map(len, rows), default=0)
+    if width == 0:
+        return [[] for _ in rows]
+    columns = torch.full((len(rows), width), -1, dtype=torch.long)
+    for query, row in enumerate(rows):
+        columns[query, :len(row)] = torch.tensor(row, dtype=torch.long)
+    scores = torch.einsum("qd,qmd->qm", queries.float(), gallery[columns.clamp(min=0)])
+    scores[columns < 0] = float("-inf")
+    order = torch.from_numpy(top_k_indices(scores.numpy(), k))
+    names = _name_array(features.gallery_names)
+    return [names[row[row >= 0].numpy()].tolist() for row in columns.gather(1, order)]
+
+
 def evaluate_fashioniq(split_features: Mapping[str, SplitFeatures], method: Method) -> dict[str, float]:
-    per_category = {category: fashioniq_recall(similarity(method, f), f.gallery_names, f.target_names)
-                    for category, f in split_features.items()}
+    """The FashionIQ row (per category and average R@10/R@50); the reference stays in the gallery."""
+    per_category = {}
+    for category, f in split_features.items():
+        _require_known(f.target_names, set(f.gallery_names), "targets")
+        ranked = ranked_names(gallery_index(f), method(f.reference, f.text), f.gallery_names, max(FASHIONIQ_KS))
+        per_category[category] = recall_at_k(ranked, f.target_names, FASHIONIQ_KS)
     return fashioniq_summary(per_category)
 
 
 def evaluate_cirr(features: SplitFeatures, method: Method) -> dict[str, float]:
-    return cirr_recall(similarity(method, features), features.gallery_names, features.reference_names,
-                       features.target_names, features.extra["img_set_members"])
+    """CIRR R@{1,5,10,50} with the reference removed, Rsubset@{1,2,3} and Avg."""
+    _require_known(features.target_names, set(features.gallery_names), "targets")
+    queries = method(features.reference, features.text)
+    index = gallery_index(features)
+    ranked = ranked_names(index, queries, features.gallery_names, max(CIRR_KS), exclude=features.reference_names)
+    subset = subset_rankings(queries, index.features, features, max(CIRR_SUBSET_KS))
+    return cirr_recall_from_rankings(ranked, subset, features.reference_names, features.target_names,
+                                     CIRR_KS, CIRR_SUBSET_KS)
 
 
 def evaluate_circo(features: SplitFeatures, method: Method) -> dict[int, float]:
-    return circo_map(similarity(method, features), features.gallery_names, features.extra["gt_img_ids"])
+    """CIRCO {K: mAP@K}; the reference stays in the ranking (SEARLE's protocol)."""
+    gt_lists = features.extra["gt_img_ids"]
+    _require_known((name for gt in gt_lists for name in gt), set(features.gallery_names), "ground-truth ids")
+    ranked = ranked_names(gallery_index(features), method(features.reference, features.text),
+                          features.gallery_names, max(CIRCO_KS))
+    return circo_map_from_rankings(ranked, gt_lists, CIRCO_KS)
 
 
 def benchmark_features(encoder: Encoder, cache: FeatureCache, benchmark: Path | str):

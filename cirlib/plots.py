@@ -60,3 +60,21 @@ def feature_map(features: torch.Tensor, labels: Sequence[str], title: str = "", 
     ax.set(title=title, xlabel="PC 1", ylabel="PC 2")
     ax.legend(fontsize=7, markerscale=1.5, loc="best")
     return ax
+
+
+def parameter_heatmap(values: np.ndarray, row_values: Sequence[float], column_values: Sequence[float],
+                      row_label: str = "α", column_label: str = "β", marker: tuple[int, int] | None = None,
+                      title: str = "", ax: plt.Axes | None = None) -> plt.Axes:
+    """A metric over a 2-parameter grid (rows × columns), annotated; a star marks the best cell
+    (first in row-major order) and a box the cell ``marker`` = (row, column), e.g. a widget's choice."""
+    ax = ax or plt.subplots(figsize=(0.55 * len(column_values) + 2, 0.45 * len(row_values) + 1))[1]
+    values = np.asarray(values)
+    sns.heatmap(values, annot=True, fmt=".1f", annot_kws={"fontsize": 7}, cmap="viridis", ax=ax,
+                xticklabels=[f"{v:g}" for v in column_values], yticklabels=[f"{v:g}" for v in row_values],
+                cbar_kws={"label": title})
+    best = np.unravel_index(int(np.argmax(values)), values.shape)
+    ax.plot(best[1] + 0.5, best[0] + 0.2, marker="*", color="white", markersize=9, markeredgecolor="black")
+    if marker is not None:
+        ax.add_patch(plt.Rectangle((marker[1], marker[0]), 1, 1, fill=False, edgecolor="red", linewidth=2.5))
+    ax.set(xlabel=column_label, ylabel=row_label, title=title)
+    return ax

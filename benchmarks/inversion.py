@@ -1,0 +1,171 @@
+"""Zero-shot textual inversion on the synthetic benchmark: Pic2Word, SEARLE (OTI), SEARLE-XL, LinCIR.
+
+For each seed, trains the three jobs from ``configs/{pic2word,searle,lincir}_synth.yaml`` (seed and
+run folder overridden; a finished run with the same config is reused), builds the val queries of
+all three datasets with each method, and scores them with ``cirlib.evaluation`` beside the
+image-only, text-only and sum baselines. Writes ``<results>/inversion.json`` (every seed's
+metrics, timings, the configs) and prints a mean ± std table.
+
+    python benchmarks/inversion.py --benchmark data/synth --seeds 0 1 2
+
+    python benchmarks/inversion.py --injection-speed   # only the speed check below
+
+Times: "train s" is the training loop plus, for SEARLE-XL, the OTI of its training images (the
+stream features, shared by all runs and cached, are timed once as "stream s"); "query s" is the
+time to build every val query (for SEARLE (OTI), the per-image optimisation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cirlib.atomic import write_json
+from cirlib.config import load_config
+from cirlib.encoders import FeatureCache, describe, load_encoder
+from cirlib.evaluation import benchmark_features, evaluate_methods
+from cirlib.fusion import ZERO_SHOT_BASELINES
+from cirlib.inversion import (LinCIRConfig, Pic2WordConfig, PromptEncoder, SearleConfig, train_lincir,
+                              train_pic2word, train_searle)
+from cirlib.inversion.evaluate import evaluate_inversion, load_inverter
+from cirlib.inversion.loop import CHECKPOINT
+from cirlib.inversion.stream import stream_features
+from cirlib.train.checkpoint import read_record
+
+JOBS = {"pic2word": (Pic2WordConfig, train_pic2word), "searle": (SearleConfig, train_searle),
+        "lincir": (LinCIRConfig, train_lincir)}
+# (row name, job, use OTI instead of phi)
+METHODS = (("Pic2Word", "pic2word", False), ("SEARLE (OTI)", "searle", True), ("SEARLE-XL", "searle", False),
+           ("LinCIR", "lincir", False))
+BASELINES = ("image only", "text only", "sum")
+COLUMNS = (("fashioniq", "avg R@10"), ("fashioniq", "avg R@50"), ("cirr", "R@1"), ("cirr", "R@5"),
+           ("cirr", "R@10"), ("cirr", "R@50"), ("cirr", "Rsubset@1"), ("cirr", "Avg"), ("circo", "mAP@5"),
+           ("circo", "mAP@10"))
+
+
+def trained_run(job: str, config) -> tuple[Path, dict]:
+    """Train ``config`` unless its run folder holds a finished run of the same config; (folder, record)."""
+    path = Path(config.out) / CHECKPOINT
+    if path.is_file():
+        record = read_record(path)
+        if record["config"] == dataclasses.asdict(config) and record["step"] == config.steps:
+            print(f"reusing {config.out}", flush=True)
+            return Path(config.out), record
+    run = JOBS[job][1](config)
+    return run, read_record(run / CHECKPOINT)
+
+
+def mean_std(values: list[float]) -> list[float]:
+    return [float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0]
+
+
+def format_rows(rows: dict) -> str:
+    """A markdown table: mean ± std over seeds per column, then the timings."""
+    header = [f"{'FIQ' if d == 'fashioniq' else d.upper()} {c}" for d, c in COLUMNS] + ["train s", "query s"]
+    lines = ["| method | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
+    for name, row in rows.items():
+        cells = [f"{m:.1f} ± {s:.1f}" if len(row["runs"]) > 1 else f"{m:.1f}"
+                 for m, s in (row["mean_std"][f"{d} {c}"] for d, c in COLUMNS)]
+        cells += [f"{np.mean(row[k]):.0f}" if row[k] else "–" for k in ("train_seconds", "query_seconds")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def injection_speed(encoder, batch: int = 512, repeats: int = 5) -> str:
+    """Forward + backward time of "a photo of $" with a pseudo-word (cut after the last EOT) against
+    open_clip's ``encode_text`` of the same prompt with a real word (the full context), one run."""
+    import torch
+
+    prompts = PromptEncoder.from_encoder(encoder)
+    word = encoder.tokenizer.encode(" square ")[0]
+    table = prompts.model.token_embedding.weight
+    injected_tokens = prompts.tokenize(["a photo of $"] * batch)
+    plain_tokens = encoder.tokenizer(["a photo of square"] * batch).to(encoder.device)
+
+    def timed(run) -> float:
+        run()
+        started = time.perf_counter()
+        for _ in range(repeats):
+            run()
+        return (time.perf_counter() - started) / repeats
+
+    def injected() -> None:
+        pseudo = table[[word] * batch].detach().clone().requires_grad_(True)
+        prompts(injected_tokens, pseudo).sum().backward()
+
+    def plain() -> None:
+        table.requires_grad_(True)
+        prompts.model.encode_text(plain_tokens).sum().backward()
+        table.requires_grad_(False)
+        table.grad = None
+
+    new, old = timed(injected), timed(plain)
+    return (f"batch {batch}, context {plain_tokens.shape[1]}: injection {new * 1000:.0f} ms, encode_text "
+            f"{old * 1000:.0f} ms per forward+backward; ratio {old / new:.1f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--benchmark", default="data/synth")
+    parser.add_argument("--model", default="synthclip")
+    parser.add_argument("--cache", default="data/cache")
+    parser.add_argument("--configs", default="configs", help="folder of {pic2word,searle,lincir}_synth.yaml")
+    parser.add_argument("--work", default="runs/inversion", help="run folders go to <work>/<method>-seed<k>")
+    parser.add_argument("--results", default="results")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--injection-speed", action="store_true", help="only time the injection and exit")
+    args = parser.parse_args()
+
+    encoder = load_encoder(args.model, device=args.device)
+    if args.injection_speed:
+        print(injection_speed(encoder))
+        return
+    prompts = PromptEncoder.from_encoder(encoder)
+    configs = {job: load_config(cls, Path(args.configs) / f"{job}_synth.yaml", model=args.model, cache=args.cache,
+                                device=args.device) for job, (cls, _) in JOBS.items()}
+    first = configs["pic2word"]
+    started = time.perf_counter()
+    stream_features(encoder, args.cache, first.stream_seed, first.stream_start, first.train_pairs, first.workers)
+    stream_seconds = time.perf_counter() - started
+    features = benchmark_features(encoder, FeatureCache(args.cache), args.benchmark)
+
+    baselines = evaluate_methods(features, {name: ZERO_SHOT_BASELINES[name] for name in BASELINES})
+    runs: dict[str, list[dict]] = {name: [{d: baselines[d][name] for d in baselines}] for name in BASELINES}
+    train_seconds: dict[str, list[float]] = {name: [] for name in (*BASELINES, *(m[0] for m in METHODS))}
+    query_seconds: dict[str, list[float]] = {name: [] for name in train_seconds}
+    for seed in args.seeds:
+        trained = {job: trained_run(job, dataclasses.replace(config, seed=seed, out=f"{args.work}/{job}-seed{seed}"))
+                   for job, config in configs.items()}
+        for name, job, use_oti in METHODS:
+            run, record = trained[job]
+            results, seconds = evaluate_inversion(features, prompts, {name: load_inverter(run, encoder, use_oti)},
+                                                  record["config"]["template"])
+            runs.setdefault(name, []).append({d: results[d][name] for d in results})
+            query_seconds[name].append(round(seconds[name], 1))
+            if not use_oti:
+                train_seconds[name].append(round(record["train_seconds"] + record.get("oti_seconds", 0.0), 1))
+            print(f"seed {seed} {name}: " + json.dumps({f"{d} {c}": round(runs[name][-1][d][c], 2)
+                                                         for d, c in COLUMNS}), flush=True)
+
+    rows = {name: {"runs": by_seed, "train_seconds": train_seconds[name], "query_seconds": query_seconds[name],
+                   "mean_std": {f"{d} {c}": mean_std([r[d][c] for r in by_seed]) for d, c in COLUMNS}}
+            for name, by_seed in runs.items()}
+    table = format_rows(rows)
+    write_json(Path(args.results) / "inversion.json",
+               {"encoder": describe(encoder), "benchmark": str(args.benchmark), "seeds": args.seeds,
+                "stream_seconds": round(stream_seconds, 1),
+                "configs": {k: dataclasses.asdict(v) for k, v in configs.items()},
+                "columns": [f"{d} {c}" for d, c in COLUMNS], "rows": rows, "table": table})
+    print(f"\n{Path(args.benchmark).name} (val); mean ± std over seeds {args.seeds}; baselines are deterministic\n")
+    print(table)
+    print(f"\nstream features (shared, cached): {stream_seconds:.0f} s; saved {args.results}/inversion.json")
+
+
+if __name__ == "__main__":
+    main()

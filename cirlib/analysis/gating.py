@@ -1,0 +1,125 @@
+"""What a Mixture-of-Experts combiner's router does: expert use overall and per edit type.
+
+The synthetic benchmark records each query's edit types (``synth_meta/queries.*.json``):
+FashionIQ-style queries change 1-3 garment attributes (colour, pattern, sleeves, ...), CIRR-style
+ones apply 1-2 scene edits (add, remove, move, count, recolour, ...). A query with several types
+counts under each with weight 1/(number of its types), in the tables and in the mutual information.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import CIRR, FashionIQ
+from ..fusion.moe import MoECombiner
+
+EditTypes = list[list[str]]
+
+
+def _meta(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: edit types exist only for the synthetic benchmark "
+                                "(built by `cirlib synth`)")
+    return json.loads(path.read_text())
+
+
+def fashioniq_edit_types(root: Path | str, categories: Sequence[str] = FashionIQ.CATEGORIES,
+                         split: str = "val") -> EditTypes:
+    """Changed attributes per query, categories concatenated in order (as the evaluation features)."""
+    root, reader, types = Path(root), FashionIQ(root), []
+    for category in categories:
+        meta = _meta(root / "synth_meta" / f"queries.{category}.{split}.json")
+        triplets = reader.triplets(category, split)
+        if [(m["candidate"], m["target"]) for m in meta] != [(t.candidate, t.target) for t in triplets]:
+            raise ValueError(f"{root}/synth_meta/queries.{category}.{split}.json does not list the caption file's "
+                             "queries in order; rebuild the benchmark with `cirlib synth --overwrite`")
+        types += [list(m["changed"]) for m in meta]
+    return types
+
+
+def cirr_edit_types(root: Path | str, split: str = "val") -> EditTypes:
+    """Edit kinds per query (add, remove, move, count, recolour, reshape, resize, background)."""
+    root = Path(root)
+    meta = _meta(root / "synth_meta" / f"queries.{split}.json")
+    if [m["pairid"] for m in meta] != [t.pairid for t in CIRR(root).triplets(split)]:
+        raise ValueError(f"{root}/synth_meta/queries.{split}.json does not list the caption file's queries in order")
+    return [[edit["kind"] for edit in m["edits"]] for m in meta]
+
+
+@torch.no_grad()
+def routing_weights(model: MoECombiner, image: torch.Tensor, text: torch.Tensor,
+                    disabled_experts: Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, E) mixing weights and (N, D) vector gates of ``model`` in eval mode."""
+    model.eval()
+    device = next(model.parameters()).device
+    _, routing = model(image.to(device), text.to(device), return_routing=True, disabled_experts=disabled_experts)
+    return routing.weights.float().cpu(), routing.gate.float().cpu()
+
+
+def utilisation(weights: torch.Tensor) -> dict[str, list[float]]:
+    """Per expert: mean mixing weight, share of queries routed to it at all, share as the top expert."""
+    experts = weights.shape[1]
+    return {"mean weight": weights.mean(dim=0).tolist(),
+            "routed share": (weights > 0).float().mean(dim=0).tolist(),
+            "top share": torch.bincount(weights.argmax(dim=1), minlength=experts).div(len(weights)).tolist()}
+
+
+def _pairs(types: EditTypes) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """(type names, then per (query, type) pair: the query, the type's index, the weight 1/len(types))."""
+    names = sorted({t for row in types for t in row})
+    column = {n: i for i, n in enumerate(names)}
+    query, type_index, weight = [], [], []
+    for q, row in enumerate(types):
+        for t in row:
+            query.append(q), type_index.append(column[t]), weight.append(1.0 / len(row))
+    return names, np.array(query, dtype=int), np.array(type_index, dtype=int), np.array(weight)
+
+
+def gate_by_edit_type(weights: torch.Tensor, types: EditTypes) -> tuple[list[str], np.ndarray]:
+    """(type names, (types, experts) mean mixing weight of the queries of each type)."""
+    if len(types) != len(weights):
+        raise ValueError(f"{len(types)} edit-type lists for {len(weights)} queries: one per query, in order")
+    names, query, type_index, weight = _pairs(types)
+    table, totals = np.zeros((len(names), weights.shape[1])), np.zeros(len(names))
+    np.add.at(table, type_index, weight[:, None] * weights.numpy()[query])
+    np.add.at(totals, type_index, weight)
+    return names, table / totals[:, None]
+
+
+def normalized_mutual_information(labels_a: Sequence, labels_b: Sequence,
+                                  sample_weight: Sequence[float] | None = None) -> float:
+    """NMI = 2 I(A;B) / (H(A) + H(B)) (scikit-learn's default, arithmetic normalisation), in [0, 1];
+    0 when either labelling is constant."""
+    a_names, a = np.unique(np.asarray(labels_a), return_inverse=True)
+    b_names, b = np.unique(np.asarray(labels_b), return_inverse=True)
+    weight = np.ones(len(a)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    joint = np.zeros((len(a_names), len(b_names)))
+    np.add.at(joint, (a, b), weight)
+    joint /= joint.sum()
+    pa, pb = joint.sum(axis=1), joint.sum(axis=0)
+    entropy = lambda p: float(-(p[p > 0] * np.log(p[p > 0])).sum())  # noqa: E731
+    nonzero = joint > 0
+    mutual = float((joint[nonzero] * np.log(joint[nonzero] / np.outer(pa, pb)[nonzero])).sum())
+    denominator = entropy(pa) + entropy(pb)
+    return 0.0 if entropy(pa) == 0 or entropy(pb) == 0 else max(0.0, 2 * mutual / denominator)
+
+
+def top_expert_edit_type_nmi(weights: torch.Tensor, types: EditTypes) -> float:
+    """NMI between each query's top expert and its edit type(s) (multi-type queries split their weight)."""
+    _, query, type_index, weight = _pairs(types)
+    return normalized_mutual_information(weights.argmax(dim=1).numpy()[query], type_index, weight)
+
+
+def expert_off_method(model: MoECombiner, expert: int):
+    """An evaluation method ``(v, t) -> q`` of ``model`` with ``expert`` switched off (the router picks
+    among the others)."""
+    def method(image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        model.eval()
+        with torch.no_grad():
+            return model(image, text, disabled_experts=[expert]).float()
+    return method

@@ -1,0 +1,138 @@
+"""Text features of gallery captions (WeiMoCIR's database side), cached like image features.
+
+A caption file (read by ``cirlib.data.read_gallery_captions``) gives each gallery image R captions
+written by a captioning model. Features are the text encoder's raw projected embeddings, shape
+(N, R, D), computed through ``FeatureCache.text_features``, so the cache key holds the encoder and
+every caption text. An image absent from the caption file gets empty captions, as in the WeiMoCIR
+reference code; a file that covers none of the images is an error (it is the wrong file).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..data import CIRCO, CIRR, FashionIQ, captions_for, read_gallery_captions
+from .cache import FeatureCache
+from .features import SplitFeatures, circo_features, cirr_features, fashioniq_features
+from .loading import Encoder
+
+KINDS = ("fashioniq", "cirr", "circo")
+"""Evaluation protocols: FashionIQ recall, CIRR recall (+ subset), CIRCO mAP."""
+
+SYNTH_CAPTION_FILES = {"fashioniq": "gallery_captions/{category}.{split}.json",
+                       "cirr": "gallery_captions/{split}.json",
+                       "circo": "gallery_captions/unlabeled2017.json"}
+"""Where ``cirlib synth`` writes the caption files, relative to each dataset folder."""
+
+
+@dataclass
+class CaptionFeatures:
+    """Raw caption features: ``gallery`` (G, R, D) of the gallery images and ``reference`` (Q, R, D)
+    of each query's reference image (WeiMoCIR's reference code fuses those with the text)."""
+
+    gallery: torch.Tensor
+    reference: torch.Tensor
+
+    @property
+    def r(self) -> int:
+        return self.gallery.shape[1]
+
+    def select(self, indices: Sequence[int]) -> CaptionFeatures:
+        """Only the captions at ``indices`` (0-based): (0, 2) is the seed's t_{n,1} ∪ t_{n,3}."""
+        bad = [i for i in indices if not 0 <= i < self.r]
+        if not indices or bad:
+            raise ValueError(f"caption indices must be a non-empty subset of 0..{self.r - 1}, got {list(indices)}")
+        return CaptionFeatures(self.gallery[:, list(indices)], self.reference[:, list(indices)])
+
+
+@dataclass
+class CaptionedSplit:
+    """One evaluation split with all WeiMoCIR needs; ``kind`` (one of ``KINDS``) picks the metrics and
+    ``image_path`` (gallery name -> file) lets figures show the images."""
+
+    kind: str
+    features: SplitFeatures
+    captions: CaptionFeatures
+    image_path: Callable[[Hashable], Path] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+
+
+def caption_features(encoder: Encoder, cache: FeatureCache, caption_file: Path | str, names: Sequence[Hashable],
+                     label: str, r: int = 3) -> torch.Tensor:
+    """(N, r, D) raw text features of the first ``r`` captions of each image in ``names``.
+
+    Names are looked up as strings (CIRCO's integer ids are strings in its caption file). Each
+    distinct caption is encoded once; ``label`` only names the cache file.
+    """
+    captions = read_gallery_captions(caption_file)
+    keys = [str(name) for name in names]
+    missing = sum(key not in captions for key in keys)
+    if keys and missing == len(keys):
+        raise ValueError(f"{caption_file}: none of the {len(keys)} images (e.g. {keys[0]!r}) has captions there. "
+                         "Fix: pass the caption file of this split's gallery")
+    if missing:
+        warnings.warn(f"{caption_file}: {missing} of {len(keys)} images have no captions; they get empty ones",
+                      stacklevel=2)
+    rows = captions_for(keys, captions, r)
+    texts = list(dict.fromkeys(text for row in rows for text in row))
+    features = cache.text_features(encoder, texts, f"{label}-captions")
+    position = {text: i for i, text in enumerate(texts)}
+    return features[[position[text] for row in rows for text in row]].reshape(len(rows), r, -1)
+
+
+def captioned_split(encoder: Encoder, cache: FeatureCache, kind: str, features: SplitFeatures,
+                    caption_file: Path | str, label: str, image_path: Callable[[Hashable], Path] | None = None,
+                    r: int = 3) -> CaptionedSplit:
+    """``features`` plus the caption features of its gallery and of its queries' reference images."""
+    gallery_names = list(features.gallery_names)
+    known = set(gallery_names)
+    names = gallery_names + [n for n in dict.fromkeys(features.reference_names) if n not in known]
+    encoded = caption_features(encoder, cache, caption_file, names, label, r)
+    row = {name: i for i, name in enumerate(names)}
+    captions = CaptionFeatures(encoded[: len(gallery_names)], encoded[[row[n] for n in features.reference_names]])
+    return CaptionedSplit(kind, features, captions, image_path)
+
+
+def _synth_fashioniq(encoder: Encoder, cache: FeatureCache, root: Path, split: str,
+                     r: int) -> dict[str, CaptionedSplit]:
+    reader, result = FashionIQ(root), {}
+    for category in FashionIQ.CATEGORIES:
+        features = fashioniq_features(encoder, cache, root, category, split, dataset="synth-fashioniq")
+        file = root / SYNTH_CAPTION_FILES["fashioniq"].format(category=category, split=split)
+        result[category] = captioned_split(encoder, cache, "fashioniq", features, file,
+                                           f"synth-fashioniq-{category}-{split}", reader.image_path, r)
+    return result
+
+
+def _synth_cirr(encoder: Encoder, cache: FeatureCache, root: Path, split: str, r: int) -> CaptionedSplit:
+    reader = CIRR(root)
+    return captioned_split(encoder, cache, "cirr", cirr_features(encoder, cache, root, split, dataset="synth-cirr"),
+                           root / SYNTH_CAPTION_FILES["cirr"].format(split=split), f"synth-cirr-{split}",
+                           lambda name: reader.image_path(name, split), r)
+
+
+def _synth_circo(encoder: Encoder, cache: FeatureCache, root: Path, split: str, r: int) -> CaptionedSplit:
+    return captioned_split(encoder, cache, "circo", circo_features(encoder, cache, root, split, dataset="synth-circo"),
+                           root / SYNTH_CAPTION_FILES["circo"], f"synth-circo-{split}", CIRCO(root).image_path, r)
+
+
+SYNTH_DATASETS = {"synth-fashioniq": _synth_fashioniq, "synth-cirr": _synth_cirr, "synth-circo": _synth_circo}
+
+
+def synth_captioned_splits(encoder: Encoder, cache: FeatureCache, benchmark: Path | str, split: str = "val",
+                           r: int = 3, datasets: Sequence[str] = tuple(SYNTH_DATASETS)) -> dict:
+    """The synthetic benchmark's ``split`` of ``datasets``: {"synth-fashioniq": {category: split},
+    "synth-cirr": split, "synth-circo": split}. Feature labels match
+    ``cirlib.evaluation.benchmark_features``, so both share the cache."""
+    unknown = [name for name in datasets if name not in SYNTH_DATASETS]
+    if unknown:
+        raise ValueError(f"unknown datasets {unknown}; choose from {list(SYNTH_DATASETS)}")
+    return {name: SYNTH_DATASETS[name](encoder, cache, Path(benchmark) / name, split, r) for name in datasets}

@@ -1,0 +1,201 @@
+"""Experiments: training jobs from YAML configs, trained fusion modules evaluated as retrieval methods,
+and the multi-seed results table.
+
+A config's ``kind`` picks the job in :data:`JOBS` (its config dataclass and its run function), so
+another trainer joins ``cirlib train`` with one entry. The fusion job builds the training
+triplets' cached features, passes the validation split's metric into ``cirlib.train`` as a
+callable (the training layer knows no metrics), trains, and writes ``results.json`` with the
+config at the top.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from .atomic import write_json
+from .config import load_config
+from .encoders import FeatureCache, cirr_features, describe, fashioniq_features, load_encoder
+from .encoders.device import autocast
+from .encoders.features import SplitFeatures
+from .encoders.loading import Encoder
+from .evaluation import Method, evaluate_cirr, evaluate_fashioniq
+from .fusion import ZERO_SHOT_BASELINES, parameter_count
+from .train.distributed import barrier, init_distributed
+from .train.pseudo_triplets import PseudoTripletConfig, pseudo_triplets
+from .train.stage2 import FusionTrainConfig, load_trained_fusion, train_fusion
+from .train.triplets import TripletFeatures, cirr_triplets, fashioniq_triplets
+
+DATASETS = ("fashioniq", "cirr")
+ValFeatures = Mapping[str, SplitFeatures] | SplitFeatures
+
+
+def fusion_method(model: torch.nn.Module, chunk: int = 8192) -> Method:
+    """A trained fusion module as an evaluation ``Method``: eval mode, no gradient, in chunks, CPU output."""
+    device = next(model.parameters(), torch.empty(0)).device
+
+    def method(image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        model.eval()
+        with torch.no_grad(), autocast(device):
+            parts = [model(image[i:i + chunk].to(device), text[i:i + chunk].to(device)).float().cpu()
+                     for i in range(0, len(image), chunk)]
+        return torch.cat(parts) if parts else torch.empty(0, image.shape[1])
+    return method
+
+
+def _check_dataset(config: FusionTrainConfig) -> str:
+    if config.dataset not in DATASETS:
+        raise ValueError(f"dataset {config.dataset!r} is not one of {', '.join(DATASETS)} (the reader and metric "
+                         "to use); point data_root at the dataset folder")
+    return Path(config.data_root).name
+
+
+def val_features(encoder: Encoder, cache: FeatureCache, config: FusionTrainConfig) -> ValFeatures:
+    """The validation split's cached features: per FashionIQ category, or CIRR's val split."""
+    label = _check_dataset(config)
+    if config.dataset == "fashioniq":
+        return {c: fashioniq_features(encoder, cache, config.data_root, c, "val", dataset=label)
+                for c in config.categories}
+    return cirr_features(encoder, cache, config.data_root, "val", dataset=label)
+
+
+def train_features(encoder: Encoder, cache: FeatureCache, config: FusionTrainConfig) -> TripletFeatures:
+    """The training split's triplets (FashionIQ with CLIP4Cir's four text forms)."""
+    label = _check_dataset(config)
+    if config.dataset == "fashioniq":
+        return fashioniq_triplets(encoder, cache, config.data_root, "train", config.categories, dataset=label)
+    return cirr_triplets(encoder, cache, config.data_root, "train", dataset=label)
+
+
+def evaluate(dataset: str, features: ValFeatures, method: Method) -> dict[str, float]:
+    """The dataset's own metrics for ``method``."""
+    return evaluate_fashioniq(features, method) if dataset == "fashioniq" else evaluate_cirr(features, method)
+
+
+def run_fusion_job(config: FusionTrainConfig, resume: bool = False) -> dict:
+    """Encode (or load cached) features, train with per-epoch validation, write ``<out>/results.json``."""
+    context = init_distributed(config.device)
+    encoder = load_encoder(config.model, pretrained=config.pretrained, preprocess=config.preprocess,
+                           device=context.device)
+    cache = FeatureCache(config.cache)
+    if not context.is_main:
+        barrier(context)  # the main process fills the cache first; the others then read it
+    data, features = train_features(encoder, cache, config), val_features(encoder, cache, config)
+    if context.is_main:
+        barrier(context)
+    pseudo, counts, every_k = None, {}, 0
+    if config.pseudo_triplets is not None:
+        pseudo_config = PseudoTripletConfig(**config.pseudo_triplets)
+        pseudo, counts = pseudo_triplets(data, pseudo_config)
+        every_k = pseudo_config.every_k
+        if context.is_main:
+            print(f"pseudo triplets: {counts}", flush=True)
+    trained = train_fusion(config, data, lambda model: evaluate(config.dataset, features, fusion_method(model)),
+                           pseudo=pseudo, pseudo_every=every_k, resume=resume, context=context)
+    results = {"config": config.to_json(), "encoder": describe(encoder), "train triplets": len(data),
+               "pseudo triplets": counts, "parameters": parameter_count(trained["model"]),
+               "best": trained["best"], "last": trained["last"]}
+    if context.is_main:
+        write_json(Path(config.out) / "results.json", results)
+    return results
+
+
+def evaluate_checkpoint(path: Path | str, device: str = "auto") -> dict:
+    """Re-evaluate a checkpoint from :func:`run_fusion_job` on its config's validation split."""
+    model, record = load_trained_fusion(path)
+    config = load_config(FusionTrainConfig, None, **record["config"])
+    encoder = load_encoder(config.model, pretrained=config.pretrained, preprocess=config.preprocess, device=device)
+    metrics = evaluate(config.dataset, val_features(encoder, FeatureCache(config.cache), config), fusion_method(model))
+    return {"config": record["config"], "checkpoint": str(path), "epoch": record["epoch"], "metrics": metrics}
+
+
+@dataclass(frozen=True)
+class Job:
+    """A kind of training job: its config dataclass (with a ``kind`` field) and ``run(config, resume)``."""
+
+    config: type
+    run: Callable[..., dict]
+
+
+JOBS: dict[str, Job] = {"fusion": Job(FusionTrainConfig, run_fusion_job)}
+
+
+def load_job_config(path: Path | str, **overrides):
+    """(job, config) for the YAML at ``path``; its ``kind`` field (default "fusion") picks the job."""
+    loaded = yaml.safe_load(Path(path).read_text()) or {}
+    kind = loaded.get("kind", "fusion") if isinstance(loaded, dict) else "fusion"
+    if kind not in JOBS:
+        raise ValueError(f"{path}: unknown kind {kind!r}; known kinds: {', '.join(JOBS)}")
+    return JOBS[kind], load_config(JOBS[kind].config, path, **overrides)
+
+
+def config_variant(path: Path | str, runs: Path | str, **changes):
+    """The config at ``path`` with ``changes``, run in ``<runs>/<file stem>-<hash of the config>``, so
+    that reruns reuse a finished run and a changed config never resumes another config's run."""
+    _, config = load_job_config(path)
+    config = dataclasses.replace(config, **changes)
+    key = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode()).hexdigest()[:8]
+    return dataclasses.replace(config, out=str(Path(runs) / f"{Path(path).stem}-{key}"))
+
+
+# ---- the multi-seed table -------------------------------------------------------------------------
+
+TABLE_COLUMNS = {"fashioniq": ["dress R@10", "shirt R@10", "toptee R@10", "avg R@10", "avg R@50"],
+                 "cirr": ["R@1", "R@5", "R@10", "R@50", "Rsubset@1", "Avg"]}
+
+
+def _mean_std(rows: Sequence[Mapping[str, float]], columns: Sequence[str]) -> dict[str, list[float]]:
+    """{column: [mean, sample std]} (std 0 for a single row)."""
+    return {c: [float(np.mean([r[c] for r in rows])), float(np.std([r[c] for r in rows], ddof=1))
+                if len(rows) > 1 else 0.0] for c in columns}
+
+
+def seed_table(config_paths: Sequence[Path | str], seeds: Sequence[int], results: Path | str,
+               runs: Path | str | None = None) -> str:
+    """Train every config with every seed (in ``<out>/seed<k>``, or ``<runs>/<name of out>/seed<k>``;
+    finished runs are reused), add the image-only and text-only baselines, write
+    ``<results>/fusion_<dataset folder>.json`` and return the table."""
+    rows: dict[str, dict[str, dict]] = {}
+    for path in config_paths:
+        _, base = load_job_config(path)
+        label = _check_dataset(base)
+        table = rows.setdefault(base.dataset, {"label": label, "config": {}, "rows": {}})
+        if not table["rows"]:
+            encoder = load_encoder(base.model, pretrained=base.pretrained, preprocess=base.preprocess,
+                                   device=base.device)
+            features = val_features(encoder, FeatureCache(base.cache), base)
+            for name in ("image only", "text only"):
+                table["rows"][name] = {"runs": [evaluate(base.dataset, features, ZERO_SHOT_BASELINES[name])],
+                                       "parameters": 0}
+        folder = Path(base.out) if runs is None else Path(runs) / Path(base.out).name
+        done = [run_fusion_job(dataclasses.replace(base, seed=seed, out=str(folder / f"seed{seed}")), resume=True)
+                for seed in seeds]
+        table["config"][base.fusion] = base.to_json()
+        table["rows"][base.fusion] = {"runs": [r["best"] for r in done], "parameters": done[0]["parameters"],
+                                      "seconds": [r["last"]["seconds"] for r in done]}
+    texts = []
+    for dataset, table in rows.items():
+        columns = TABLE_COLUMNS[dataset]
+        for row in table["rows"].values():
+            row["mean_std"] = _mean_std(row["runs"], columns)
+        write_json(Path(results) / f"fusion_{table['label']}.json", {"seeds": list(seeds), **table})
+        texts.append(format_seed_table(table, columns, seeds))
+    return "\n\n".join(texts)
+
+
+def format_seed_table(table: Mapping, columns: Sequence[str], seeds: Sequence[int]) -> str:
+    """A markdown table: one row per method, mean ± std over ``seeds`` of the best validation epoch."""
+    lines = [f"{table['label']} (val, best epoch; mean ± std over seeds {', '.join(map(str, seeds))})", "",
+             "| method | params | " + " | ".join(columns) + " |", "|---" * (len(columns) + 2) + "|"]
+    for name, row in table["rows"].items():
+        cells = [f"{m:.1f} ± {s:.1f}" for m, s in (row["mean_std"][c] for c in columns)]
+        lines.append(f"| {name} | {row['parameters']:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,93 @@
+"""Words of the synthetic domain, as the inversion methods use them.
+
+* **Concept words** (SEARLE's regulariser): the nouns that name a thing in an image, garment
+  categories and shapes. SEARLE takes them from a large dictionary and asks GPT for phrases that
+  use them; here the phrases come from templates filled with attribute words of the synthetic
+  vocabulary (a simplification: no language model).
+* **Keywords** (LinCIR's self-masking): LinCIR replaces each maximal run of nouns, adjectives and
+  determiners of a caption with the pseudo token (found with spaCy). Here a word is a keyword when
+  the synthetic vocabulary uses it (colours, shapes, sizes, places, garment attributes), or it is
+  a determiner or one of the captions' own nouns; the captions come from that vocabulary, so this
+  finds the same runs without a parser.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from ..data.synth.vocab import (BACKGROUNDS, CATEGORY_WORDS, CELL_WORDS, COLOURS, GRAPHIC_WORDS, LENGTH_WORDS,
+                                NECKLINE_WORDS, OBJECT_COLOURS, PATTERN_WORDS, SHAPE_PLURALS, SHAPES, SIZES,
+                                SLEEVE_WORDS)
+
+GARMENT_CONCEPTS = tuple(dict.fromkeys(w for words in CATEGORY_WORDS.values() for w in words))
+SHAPE_CONCEPTS = tuple(dict.fromkeys(w for words in SHAPES.values() for w in words))
+CONCEPTS = GARMENT_CONCEPTS + SHAPE_CONCEPTS
+
+_DETERMINERS = ("a", "an", "the", "one", "two", "three", "four", "no")
+_CAPTION_NOUNS = ("image", "picture", "photo", "product", "background", "print", "logo", "neckline", "neck",
+                  "sleeve", "sleeves", "colour", "color", "length", "pattern", "graphic")
+
+
+def _split(phrases) -> set[str]:
+    return {word for phrase in phrases for word in phrase.split()}
+
+
+KEYWORDS = frozenset(
+    _split(p for _, words in (*COLOURS.values(), *BACKGROUNDS.values()) for p in words)
+    | _split(p for table in (SHAPES, SIZES, CATEGORY_WORDS, PATTERN_WORDS, SLEEVE_WORDS, NECKLINE_WORDS, GRAPHIC_WORDS)
+             for words in table.values() for p in words)
+    | _split(p for table in LENGTH_WORDS.values() for words in table.values() for p in words)
+    | _split(p for cell in CELL_WORDS for p in cell) | _split(SHAPE_PLURALS.values())
+    | set(_DETERMINERS) | set(_CAPTION_NOUNS))
+
+_TOKEN = re.compile(r"[\w-]+|[^\w\s]")
+
+
+def mask_keywords(caption: str, placeholder: str = "$") -> str:
+    """``caption`` with every maximal run of keywords replaced by one ``placeholder`` (LinCIR's
+    self-masking). A caption without keywords becomes "a photo of $ that <caption>" (LinCIR's fallback)."""
+    tokens = _TOKEN.findall(caption.lower().replace(placeholder, " "))
+    out: list[str] = []
+    for token in tokens:
+        if token in KEYWORDS:
+            if not out or out[-1] != placeholder:
+                out.append(placeholder)
+        else:
+            out.append(token)
+    text = " ".join(out).replace(" ,", ",")
+    return text if placeholder in out else f"a photo of {placeholder} that {caption}"
+
+
+_GARMENT_PHRASES = ("a {colour} {concept}", "a {pattern} {concept}", "product photo of a {colour} {concept}",
+                    "a {concept} with {sleeves}", "a {colour} {pattern} {concept} with a {neckline}",
+                    "a {concept} with a {graphic}")
+_SHAPE_PHRASES = ("a {colour} {concept}", "a {size} {concept}", "a {concept} on a {background} background",
+                  "a {size} {colour} {concept} in the {cell}", "an image of a {colour} {concept}",
+                  "a {concept} in the {cell}")
+
+
+def concept_phrases(concept: str, count: int, seed: int = 0) -> list[str]:
+    """``count`` phrases that use ``concept`` once, each a ``str.format`` template with a ``{}`` where
+    the concept goes (so the concept and the placeholder can both be put in). Seeded, deterministic."""
+    rng = np.random.default_rng([seed, CONCEPTS.index(concept)])
+
+    def pick(options) -> str:
+        options = tuple(options)
+        return options[int(rng.integers(len(options)))]
+
+    phrases = []
+    for i in range(count):
+        if concept in GARMENT_CONCEPTS:
+            template = _GARMENT_PHRASES[i % len(_GARMENT_PHRASES)]
+            words = {"colour": pick(pick(COLOURS.values())[1]), "pattern": pick(pick(PATTERN_WORDS.values())),
+                     "sleeves": pick(("short sleeves", "long sleeves", "no sleeves")),
+                     "neckline": pick(pick(NECKLINE_WORDS.values())),
+                     "graphic": pick(pick(w for k, w in GRAPHIC_WORDS.items() if k != "none"))}
+        else:
+            template = _SHAPE_PHRASES[i % len(_SHAPE_PHRASES)]
+            words = {"colour": pick(COLOURS[pick(OBJECT_COLOURS)][1]), "size": pick(pick(SIZES.values())),
+                     "background": pick(pick(BACKGROUNDS.values())[1]), "cell": pick(pick(CELL_WORDS))}
+        phrases.append(template.format(concept="{}", **words))
+    return phrases

@@ -1,0 +1,101 @@
+"""Zero-shot CIR by textual inversion: build the queries and score them like every other method.
+
+A query is the text feature of "a photo of $ that <modification>" with the reference image's
+pseudo-word in the placeholder. :func:`inversion_method` binds that to one split's query texts
+and returns a ``cirlib.evaluation.Method``; :func:`evaluate_inversion` composes the queries of
+every val split once and scores them through ``cirlib.evaluation.evaluate_methods`` (the composed
+query *is* a text feature, so it is scored as the text-only method on the composed features),
+giving results in the same format as the baselines and fusion models.
+
+Inverters (image features -> pseudo-words) come from a trained run (:func:`load_inverter`): phi
+for Pic2Word, SEARLE-XL and LinCIR, or OTI for "SEARLE (OTI)", which optimises each distinct
+reference image at query time with the SEARLE run's OTI settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..encoders.features import SplitFeatures
+from ..encoders.loading import Encoder
+from ..evaluation import Method, evaluate_methods
+from ..fusion import text_only
+from .inject import PromptEncoder
+from .loop import load_phi
+from .mapping import Phi
+from .searle import ConceptBank, SearleConfig, oti
+
+Inverter = Callable[[torch.Tensor], torch.Tensor]  # (N, D) image features -> (N, width) pseudo-words
+
+
+def phi_inverter(phi: Phi, normalize_input: bool = False, batch_size: int = 4096) -> Inverter:
+    """Pseudo-words from a trained phi (in eval mode, no gradients, in batches), on the CPU."""
+    device = next(phi.parameters()).device
+
+    @torch.no_grad()
+    def invert(features: torch.Tensor) -> torch.Tensor:
+        chunks = []
+        for start in range(0, len(features), batch_size):
+            x = features[start:start + batch_size].to(device).float()
+            chunks.append(phi(F.normalize(x, dim=-1) if normalize_input else x).float().cpu())
+        return torch.cat(chunks)
+    return invert
+
+
+def load_inverter(run: Path | str, encoder: Encoder, use_oti: bool = False) -> Inverter:
+    """The inverter of a trained run folder; ``use_oti`` (SEARLE runs only) gives OTI instead of phi."""
+    phi, record = load_phi(run, encoder.device)
+    if record["encoder"] != encoder.identity:
+        raise ValueError(f"{run} was trained with encoder {record['encoder']}, not {encoder.identity}: "
+                         "load the same encoder (model and weights) or retrain the run")
+    if not use_oti:
+        return phi_inverter(phi, record.get("input_normalize", False))
+    if record["method"] != "searle":
+        raise ValueError(f"{run} is a {record['method']} run; OTI settings come from a searle run")
+    config = SearleConfig(**record["config"])
+    prompts = PromptEncoder.from_encoder(encoder, config.placeholder)
+    bank = ConceptBank(prompts, config.phrases_per_concept, seed=config.seed)
+    return lambda features: oti(prompts, bank, features, config, seed=config.seed)
+
+
+def invert_unique(invert: Inverter, features: torch.Tensor) -> torch.Tensor:
+    """``invert`` applied once per distinct row (references repeat across queries; OTI is costly)."""
+    unique, inverse = torch.unique(features, dim=0, return_inverse=True)
+    return invert(unique)[inverse]
+
+
+def inversion_method(prompts: PromptEncoder, invert: Inverter, texts: Sequence[str], template: str) -> Method:
+    """A ``Method`` for one split: reference features -> pseudo-words -> ``template`` filled with
+    ``texts`` (the split's query texts, row-aligned) -> normalised query features."""
+    def method(image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
+        return prompts.compose(invert_unique(invert, image_features), texts, template)
+    return method
+
+
+def compose_split(features: SplitFeatures, prompts: PromptEncoder, invert: Inverter, template: str) -> SplitFeatures:
+    """``features`` with the text features replaced by the composed queries."""
+    method = inversion_method(prompts, invert, features.query_texts, template)
+    return dataclasses.replace(features, text=method(features.reference, features.text))
+
+
+def evaluate_inversion(features, prompts: PromptEncoder, inverters: Mapping[str, Inverter],
+                       template: str = "a photo of $ that {}") -> tuple[dict[str, dict[str, dict]], dict[str, float]]:
+    """({dataset: {method: metrics}}, {method: seconds to build the queries}) on the features from
+    ``cirlib.evaluation.benchmark_features``, for each named inverter."""
+    fiq, cirr, circo = features
+    results: dict[str, dict[str, dict]] = {"fashioniq": {}, "cirr": {}, "circo": {}}
+    seconds = {}
+    for name, invert in inverters.items():
+        started = time.perf_counter()
+        composed = ({c: compose_split(f, prompts, invert, template) for c, f in fiq.items()},
+                    compose_split(cirr, prompts, invert, template), compose_split(circo, prompts, invert, template))
+        seconds[name] = time.perf_counter() - started
+        for dataset, by_method in evaluate_methods(composed, {name: text_only}).items():
+            results[dataset].update(by_method)
+    return results, seconds

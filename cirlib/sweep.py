@@ -1,0 +1,352 @@
+"""Fast α×β grid sweeps of WeiMoCIR: recall (FashionIQ, CIRR) and mAP (CIRCO) for every cell.
+
+Why it is fast. In both variants of ``cirlib.fusion.weighted`` each side of the score is, for a
+given α, a mean over r of ((1-α)·X_r + α·Y_r) / ‖(1-α)·a_r + α·b_r‖, where X_r = a_r·g and
+Y_r = b_r·g are products with fixed normalised gallery vectors g and the norm expands into ‖a‖²,
+a·b and ‖b‖². A whole grid therefore costs a fixed set of matrix products, computed once:
+
+- ``"slides"``: image-gallery, text-gallery, image-captions and text-captions (sim(q, t_{n,r})
+  averaged over r is q against the mean of the normalised captions), plus the query norms;
+- ``"code"``: image-gallery, text-gallery and, per caption r, reference-caption-captions and
+  text-captions, plus the norms;
+
+then element-wise work per cell: the scores, and each query's target rank counted against them
+with cirlib.metrics' tie rule (equal scores rank by lower gallery index), from which recall and
+mAP follow exactly -- no matrix product and no sort per cell. :func:`per_cell_sweep` is the plain
+path (``weighted_similarity`` and the ``cirlib.metrics`` functions for every cell); both give the
+same numbers (tests/test_sweep.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .encoders import resolve_device
+from .encoders.captions import CaptionedSplit
+from .evaluation import CIRCO_KS, CIRR_KS, CIRR_SUBSET_KS, FASHIONIQ_KS
+from .fusion.weighted import VARIANTS, weighted_similarity
+from .metrics import circo_map, cirr_recall, fashioniq_recall, fashioniq_summary
+
+GRID = tuple(i / 10 for i in range(11))
+"""The default α and β values: 0, 0.1, ..., 1 (an 11×11 grid)."""
+SELECT_BY = {"fashioniq": "avg", "cirr": "Avg", "circo": "mAP@10"}
+"""The metric each benchmark selects models by: FashionIQ (R@10 + R@50)/2, CIRR (R@5 + Rsubset@1)/2."""
+_EPS = 1e-12  # F.normalize's floor on a norm
+_NOT_RANKED = torch.iinfo(torch.int64).max  # the rank of a target that cannot be retrieved
+
+Split = CaptionedSplit | Mapping[str, CaptionedSplit]
+"""One split, or FashionIQ's categories {category: split} (scored with the categories' means)."""
+
+
+@dataclass
+class SweepResult:
+    """Metrics in percent over the grid: ``metrics[name][i, j]`` at ``alphas[i]``, ``betas[j]``."""
+
+    alphas: np.ndarray
+    betas: np.ndarray
+    metrics: dict[str, np.ndarray]
+    kind: str
+    variant: str
+    captions: tuple[int, ...] | None = None  # the caption indices used; None: all
+
+    def cell(self, alpha: float, beta: float) -> tuple[int, int]:
+        """Indices of the grid cell nearest to (α, β)."""
+        return int(np.abs(self.alphas - alpha).argmin()), int(np.abs(self.betas - beta).argmin())
+
+    def at(self, alpha: float, beta: float) -> dict[str, float]:
+        """Every metric at the grid cell nearest to (α, β)."""
+        i, j = self.cell(alpha, beta)
+        return {name: float(values[i, j]) for name, values in self.metrics.items()}
+
+
+def best_cell(result: SweepResult, metric: str) -> tuple[float, float, float]:
+    """(α, β, value) of the cell with the highest ``metric``; ties go to the lower α, then the lower β."""
+    if metric not in result.metrics:
+        raise KeyError(f"unknown metric {metric!r}; this sweep has {', '.join(result.metrics)}")
+    i, j = np.unravel_index(int(np.argmax(result.metrics[metric])), result.metrics[metric].shape)
+    return float(result.alphas[i]), float(result.betas[j]), float(result.metrics[metric][i, j])
+
+
+class _Side:
+    """mean_r ((1-α)·X_r + α·Y_r) / ‖(1-α)·a_r + α·b_r‖ for any α, from products made once.
+
+    ``a`` is (R, Q, D), ``b`` (Q, D), ``targets`` (R, G, D) normalised; X_r = a_r·targets_r^T and
+    Y_r = b·targets_r^T are (R, Q, G).
+    """
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor, targets: torch.Tensor) -> None:
+        targets_t = targets.transpose(1, 2)
+        self.x, self.y = a @ targets_t, b @ targets_t
+        self.aa, self.ab, self.bb = (a * a).sum(-1), (a * b).sum(-1), (b * b).sum(-1)
+
+    def at(self, alpha: float) -> torch.Tensor:
+        squared = (1 - alpha) ** 2 * self.aa + 2 * alpha * (1 - alpha) * self.ab + alpha ** 2 * self.bb
+        norm = squared.clamp_min(0).sqrt().clamp_min(_EPS)
+        values = torch.mul(self.x, 1 - alpha).add_(self.y, alpha=alpha).div_(norm[..., None])  # in place: fast
+        return values[0] if len(values) == 1 else values.mean(0)
+
+
+class ScoreGrid:
+    """WeiMoCIR scores of a split's queries (rows ``queries``) at any (α, β), from fixed products.
+
+    ``scores(α, β)`` equals ``weighted_similarity`` on those rows (to float rounding).
+    """
+
+    def __init__(self, split: CaptionedSplit, variant: str = "slides", queries: slice = slice(None),
+                 device: str | torch.device = "cpu") -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        device = resolve_device(device)
+        features = split.features
+        v, t = features.reference[queries].to(device), features.text[queries].to(device)
+        gallery = F.normalize(features.gallery.to(device), dim=-1)[None]
+        captions = F.normalize(split.captions.gallery.to(device), dim=-1).transpose(0, 1)  # (R, G, D)
+        if variant == "slides":
+            v, t = F.normalize(v, dim=-1), F.normalize(t, dim=-1)
+            self.image, self.caption = _Side(v[None], t, gallery), _Side(v[None], t, captions.mean(0, keepdim=True))
+        else:
+            own_captions = split.captions.reference[queries].to(device).transpose(0, 1)  # (R, Q, D)
+            self.image, self.caption = _Side(v[None], t, gallery), _Side(own_captions, t, captions)
+        self._alpha, self._sides = None, None
+
+    def sides(self, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(query-to-image, query-to-captions) scores at α; the last α's are kept."""
+        if alpha != self._alpha:
+            self._alpha, self._sides = alpha, (self.image.at(alpha), self.caption.at(alpha))
+        return self._sides
+
+    def scores(self, alpha: float, beta: float) -> torch.Tensor:
+        image, caption = self.sides(alpha)
+        return torch.mul(image, 1 - beta).add_(caption, alpha=beta)
+
+
+@dataclass
+class _Protocol:
+    """Gallery columns the metrics need, one row per query (-1 pads)."""
+
+    kind: str
+    relevant: torch.Tensor       # (Q, M) the target (FashionIQ, CIRR) or the ground truths (CIRCO)
+    exclude: torch.Tensor        # (Q,) the column taken out of the ranking (CIRR's reference), -1: none
+    subset: torch.Tensor | None  # (Q, C) CIRR: the img_set members other than the reference
+
+
+def _columns(names: Sequence, column: Mapping, what: str) -> list[int]:
+    unknown = list(dict.fromkeys(n for n in names if n not in column))
+    if unknown:
+        raise ValueError(f"{len(unknown)} {what} not in the gallery (e.g. {unknown[:3]}). Fix: use the gallery's own "
+                         "names, or drop the queries whose images are missing")
+    return [column[n] for n in names]
+
+
+def _padded(rows: Sequence[Sequence[int]]) -> torch.Tensor:
+    width = max(1, max(len(row) for row in rows))
+    return torch.tensor([list(row) + [-1] * (width - len(row)) for row in rows], dtype=torch.int64)
+
+
+def _protocol(split: CaptionedSplit, exclude_reference: bool) -> _Protocol:
+    features, kind = split.features, split.kind
+    column = {name: i for i, name in enumerate(features.gallery_names)}
+    lists = ([list(dict.fromkeys(gt)) for gt in features.extra["gt_img_ids"]] if kind == "circo"
+             else [[target] for target in features.target_names])
+    relevant = _padded([_columns(row, column, "targets") for row in lists])
+    excluded = kind == "cirr" or (kind == "circo" and exclude_reference)
+    exclude = (torch.tensor(_columns(features.reference_names, column, "reference images")) if excluded
+               else torch.full((len(lists),), -1, dtype=torch.int64))
+    subset = None
+    if kind == "cirr":
+        members = [[m for m in dict.fromkeys(row) if m != reference]
+                   for row, reference in zip(features.extra["img_set_members"], features.reference_names)]
+        subset = _padded([_columns(row, column, "img_set members") for row in members])
+    return _Protocol(kind, relevant, exclude, subset)
+
+
+def _count(mask: torch.Tensor) -> torch.Tensor:
+    """True entries per row (summing uint8 into int32 is several times faster than a bool sum on CPU)."""
+    return mask.view(torch.uint8).sum(1, dtype=torch.int32).long()
+
+
+def _gallery_ranks(scores: torch.Tensor, relevant: torch.Tensor, exclude: torch.Tensor) -> torch.Tensor:
+    """(Q, M) 0-based rank of each relevant column in its row, the excluded column removed.
+
+    Rank = columns scoring higher + columns scoring the same with a lower index; the second
+    count is taken only on the rare rows that have such ties.
+    """
+    index = torch.arange(scores.shape[1], device=scores.device)
+    excluded = exclude.clamp_min(0)[:, None]
+    excluded_score = scores.gather(1, excluded)
+    ranks = []
+    for m in range(relevant.shape[1]):
+        col = relevant[:, m : m + 1]
+        own = scores.gather(1, col.clamp_min(0))
+        rank = _count(scores > own)
+        tied = scores == own
+        rows = (_count(tied) > 1).nonzero()[:, 0]
+        if len(rows):
+            rank[rows] += _count(tied[rows] & (index < col[rows]))
+        excluded_ahead = (excluded_score > own) | ((excluded_score == own) & (excluded < col))
+        rank -= (excluded_ahead[:, 0] & (exclude >= 0)).long()
+        ranks.append(torch.where((col[:, 0] < 0) | (col[:, 0] == exclude), _NOT_RANKED, rank))
+    return torch.stack(ranks, 1)
+
+
+def _subset_ranks(scores: torch.Tensor, subset: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(Q,) 0-based rank of ``target`` among the row's ``subset`` columns."""
+    candidates = scores.gather(1, subset.clamp_min(0))
+    own = scores.gather(1, target[:, None])
+    ahead = ((candidates > own) | ((candidates == own) & (subset < target[:, None]))) & (subset >= 0)
+    return torch.where((subset == target[:, None]).any(1), ahead.sum(1), _NOT_RANKED)
+
+
+def _recall(ranks: torch.Tensor, ks: Sequence[int]) -> dict[int, np.ndarray]:
+    return {k: 100.0 * (ranks < k).double().mean(-1).numpy() for k in ks}
+
+
+def _mean_ap(ranks: torch.Tensor, n_relevant: torch.Tensor, ks: Sequence[int]) -> dict[int, np.ndarray]:
+    """mAP@K from the ranks of each query's ground truths: the i-th found at rank p adds P@(p+1) = i/(p+1)."""
+    ordered = ranks.sort(-1).values
+    found = torch.arange(1, ranks.shape[-1] + 1, dtype=torch.float64)
+    result = {}
+    for k in ks:
+        precision = found / (ordered.clamp_max(k) + 1).double()
+        gain = torch.where(ordered < k, precision, torch.zeros((), dtype=torch.float64))
+        result[k] = 100.0 * (gain.sum(-1) / n_relevant.clamp_max(k)).mean(-1).numpy()
+    return result
+
+
+def _named_metrics(kind: str, gallery_ranks: torch.Tensor, subset_ranks: torch.Tensor | None,
+                   n_relevant: torch.Tensor) -> dict[str, np.ndarray]:
+    """The same names as cirlib.metrics/evaluation: "R@K" (FashionIQ category), CIRR's "R@K",
+    "Rsubset@K", "Avg", and CIRCO's "mAP@K"."""
+    if kind == "circo":
+        return {f"mAP@{k}": v for k, v in _mean_ap(gallery_ranks, n_relevant, CIRCO_KS).items()}
+    ks = FASHIONIQ_KS if kind == "fashioniq" else CIRR_KS
+    metrics = {f"R@{k}": v for k, v in _recall(gallery_ranks[..., 0], ks).items()}
+    if kind == "cirr":
+        metrics |= {f"Rsubset@{k}": v for k, v in _recall(subset_ranks, CIRR_SUBSET_KS).items()}
+        metrics["Avg"] = (metrics["R@5"] + metrics["Rsubset@1"]) / 2
+    return metrics
+
+
+def _check_grid(values: Sequence[float], name: str) -> np.ndarray:
+    grid = np.asarray(values, dtype=np.float64)
+    if grid.ndim != 1 or not len(grid) or grid.min() < 0 or grid.max() > 1:
+        raise ValueError(f"{name} must be a non-empty list of values in [0, 1], got {values!r}")
+    return grid
+
+
+def _with_captions(split: CaptionedSplit, captions: Sequence[int] | None) -> CaptionedSplit:
+    if captions is None:
+        return split
+    return CaptionedSplit(split.kind, split.features, split.captions.select(captions), split.image_path)
+
+
+def _one_split_sweep(split: CaptionedSplit, alphas: np.ndarray, betas: np.ndarray, variant: str,
+                     exclude_reference: bool, device: str | torch.device, chunk_elements: int,
+                     progress: bool) -> dict[str, np.ndarray]:
+    protocol = _protocol(split, exclude_reference)
+    device = resolve_device(device)
+    n_queries, n_gallery = split.features.text.shape[0], split.features.gallery.shape[0]
+    rows = max(1, chunk_elements // (n_gallery * split.captions.r))
+    gallery_ranks = torch.empty(len(alphas), len(betas), n_queries, protocol.relevant.shape[1], dtype=torch.int64)
+    subset_ranks = torch.empty(len(alphas), len(betas), n_queries, dtype=torch.int64)
+    bar = tqdm(total=len(alphas) * len(betas) * -(-n_queries // rows), desc=f"sweep {split.kind}", unit="cell",
+               disable=not progress, mininterval=2.0)
+    for start in range(0, n_queries, rows):
+        part = slice(start, start + rows)
+        grid = ScoreGrid(split, variant, part, device)
+        relevant, exclude = protocol.relevant[part].to(device), protocol.exclude[part].to(device)
+        for i, alpha in enumerate(alphas):
+            for j, beta in enumerate(betas):
+                scores = grid.scores(float(alpha), float(beta))
+                gallery_ranks[i, j, part] = _gallery_ranks(scores, relevant, exclude).cpu()
+                if protocol.subset is not None:
+                    subset_ranks[i, j, part] = _subset_ranks(scores, protocol.subset[part].to(device),
+                                                             relevant[:, 0]).cpu()
+                bar.update()
+    bar.close()
+    n_relevant = (protocol.relevant >= 0).sum(1).double()
+    return _named_metrics(protocol.kind, gallery_ranks, subset_ranks if protocol.subset is not None else None,
+                          n_relevant)
+
+
+def _reference_metrics(split: CaptionedSplit, scores: torch.Tensor, exclude_reference: bool) -> dict[str, float]:
+    """One cell's metrics through the ``cirlib.metrics`` functions (the plain path)."""
+    f = split.features
+    if split.kind == "fashioniq":
+        return {f"R@{k}": v for k, v in fashioniq_recall(scores, f.gallery_names, f.target_names, FASHIONIQ_KS).items()}
+    if split.kind == "cirr":
+        return cirr_recall(scores, f.gallery_names, f.reference_names, f.target_names, f.extra["img_set_members"],
+                           CIRR_KS, CIRR_SUBSET_KS)
+    return {f"mAP@{k}": v for k, v in circo_map(scores, f.gallery_names, f.extra["gt_img_ids"], CIRCO_KS,
+                                                f.reference_names, exclude_reference).items()}
+
+
+def _one_split_per_cell(split: CaptionedSplit, alphas: np.ndarray, betas: np.ndarray, variant: str,
+                        exclude_reference: bool, progress: bool) -> dict[str, np.ndarray]:
+    f, captions = split.features, split.captions
+    cells: dict[str, np.ndarray] = {}
+    with tqdm(total=len(alphas) * len(betas), desc=f"per-cell {split.kind}", disable=not progress,
+              mininterval=2.0) as bar:
+        for i, alpha in enumerate(alphas):
+            for j, beta in enumerate(betas):
+                scores = weighted_similarity(f.reference, f.text, f.gallery, captions.gallery, float(alpha),
+                                             float(beta), variant, captions.reference)
+                for name, value in _reference_metrics(split, scores, exclude_reference).items():
+                    cells.setdefault(name, np.zeros((len(alphas), len(betas))))[i, j] = value
+                bar.update()
+    return cells
+
+
+def _fashioniq_grid(per_category: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """``fashioniq_summary`` of every cell: per-category recalls, their means and the overall mean."""
+    shape = next(iter(per_category.values()))["R@10"].shape
+    cells = [fashioniq_summary({c: {k: float(m[f"R@{k}"][i, j]) for k in FASHIONIQ_KS}
+                                for c, m in per_category.items()}) for i in range(shape[0]) for j in range(shape[1])]
+    return {name: np.array([cell[name] for cell in cells]).reshape(shape) for name in cells[0]}
+
+
+def _run(split: Split, alphas: Sequence[float], betas: Sequence[float], variant: str,
+         captions: Sequence[int] | None, one: Callable[..., dict[str, np.ndarray]]) -> SweepResult:
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    alphas, betas = _check_grid(alphas, "alphas"), _check_grid(betas, "betas")
+    if isinstance(split, Mapping):
+        if any(s.kind != "fashioniq" for s in split.values()):
+            raise ValueError("a mapping of splits is FashionIQ's categories; pass any other split on its own")
+        metrics = _fashioniq_grid({name: one(_with_captions(s, captions), alphas, betas) for name, s in split.items()})
+        kind = "fashioniq"
+    else:
+        metrics, kind = one(_with_captions(split, captions), alphas, betas), split.kind
+    return SweepResult(alphas, betas, metrics, kind, variant, None if captions is None else tuple(captions))
+
+
+def sweep(split: Split, alphas: Sequence[float] = GRID, betas: Sequence[float] = GRID, variant: str = "slides",
+          captions: Sequence[int] | None = None, exclude_reference: bool = False, device: str | torch.device = "auto",
+          chunk_elements: int = 1 << 24, progress: bool = True) -> SweepResult:
+    """Every metric at every (α, β) cell, the fast way (see the module docstring).
+
+    ``captions`` picks caption indices (0-based; None: all R), e.g. (0,) for the full captions only.
+    ``exclude_reference`` is CIRCO's flag (default: SEARLE's protocol, reference kept); CIRR always
+    removes it. Queries go in chunks of about ``chunk_elements`` scores per caption to bound memory.
+    Float32 throughout, also on CUDA (no bf16: the numbers must equal the plain path).
+    """
+    return _run(split, alphas, betas, variant, captions,
+                lambda s, a, b: _one_split_sweep(s, a, b, variant, exclude_reference, device, chunk_elements,
+                                                 progress))
+
+
+def per_cell_sweep(split: Split, alphas: Sequence[float] = GRID, betas: Sequence[float] = GRID,
+                   variant: str = "slides", captions: Sequence[int] | None = None, exclude_reference: bool = False,
+                   progress: bool = True) -> SweepResult:
+    """The plain path: one ``weighted_similarity`` retrieval and ``cirlib.metrics`` call per cell.
+
+    Slow; it exists as the reference the fast :func:`sweep` must equal, and as its benchmark baseline.
+    """
+    return _run(split, alphas, betas, variant, captions,
+                lambda s, a, b: _one_split_per_cell(s, a, b, variant, exclude_reference, progress))

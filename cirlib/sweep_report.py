@@ -1,0 +1,78 @@
+"""Sweeps of the synthetic benchmark for notebooks and the README: the seed's caption ablation and
+the table of the best (α, β) per dataset next to the zero-shot baselines.
+
+    from cirlib.encoders import FeatureCache, load_encoder
+    from cirlib.sweep_report import benchmark_report
+    print(benchmark_report(load_encoder("synthclip"), FeatureCache("data/cache"), "data/synth"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .encoders import FeatureCache
+from .encoders.captions import synth_captioned_splits
+from .encoders.loading import Encoder
+from .evaluation import benchmark_features, evaluate_methods
+from .fusion import ZERO_SHOT_BASELINES
+from .fusion.weighted import PAPER_ALPHA, PAPER_BETA
+from .sweep import SELECT_BY, Split, SweepResult, best_cell, sweep
+
+TABLE_COLUMNS = {"fashioniq": ["avg R@10", "avg R@50", "avg"],
+                 "cirr": ["R@1", "R@5", "R@10", "R@50", "Rsubset@1", "Avg"],
+                 "circo": ["mAP@5", "mAP@10", "mAP@25", "mAP@50"]}
+"""The columns of the README's tables."""
+
+CAPTION_SUBSETS = {"t1": (0,), "t2": (1,), "t3": (2,), "t1∪t2": (0, 1), "t2∪t3": (1, 2), "t1∪t3": (0, 2),
+                   "t1∪t2∪t3": (0, 1, 2)}
+"""The seed's caption ablation (0-based indices); the synthetic t1, t2, t3 are the full, partial, noisy captions."""
+
+
+def caption_ablation(split: Split, metric: str, variant: str = "slides",
+                     subsets: Mapping[str, Sequence[int]] = CAPTION_SUBSETS) -> dict[str, dict[str, float]]:
+    """{subset: best α, best β, ``metric`` there, and at the paper's (α, β)}: one fast sweep per subset."""
+    rows = {}
+    for name, indices in subsets.items():
+        result = sweep(split, variant=variant, captions=indices, progress=False)
+        alpha, beta, value = best_cell(result, metric)
+        rows[name] = {"best α": alpha, "best β": beta, f"best {metric}": value,
+                      f"{metric} at α={PAPER_ALPHA}, β={PAPER_BETA}": result.at(PAPER_ALPHA, PAPER_BETA)[metric]}
+    return rows
+
+
+def best_cells_markdown(sweeps: Mapping[str, Sequence[SweepResult]],
+                        baselines: Mapping[str, Mapping[str, Mapping]]) -> str:
+    """Markdown tables, one per dataset: each baseline, then for each sweep (e.g. one per variant)
+    WeiMoCIR at the paper's (α, β) and at the best cell.
+
+    ``sweeps`` is {dataset: [results]}, ``baselines`` {dataset: {method: metrics}} (what
+    ``cirlib.evaluation.evaluate_methods`` gives per dataset); the best cell is chosen by
+    ``SELECT_BY[kind]`` on the swept split itself.
+    """
+    blocks = []
+    for name, results in sweeps.items():
+        kind = results[0].kind
+        select, columns = SELECT_BY[kind], TABLE_COLUMNS[kind]
+        rows = [(method, "", "", metrics) for method, metrics in baselines[name].items()]
+        for result in results:
+            alpha, beta, _ = best_cell(result, select)
+            rows += [(f"WeiMoCIR ({result.variant}), paper setting", PAPER_ALPHA, PAPER_BETA,
+                      result.at(PAPER_ALPHA, PAPER_BETA)),
+                     (f"WeiMoCIR ({result.variant}), best {select}", f"{alpha:g}", f"{beta:g}", result.at(alpha, beta))]
+        lines = [f"**{name}** (val; the best cell is chosen by {select} on this same split)", "",
+                 "| method | α | β | " + " | ".join(columns) + " |", "|---" * (len(columns) + 3) + "|"]
+        lines += [f"| {method} | {a} | {b} | " + " | ".join(f"{metrics[c]:.1f}" for c in columns) + " |"
+                  for method, a, b, metrics in rows]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def benchmark_report(encoder: Encoder, cache: FeatureCache, benchmark: Path | str,
+                     variants: Sequence[str] = ("slides", "code")) -> str:
+    """The README's tables: zero-shot baselines and WeiMoCIR (paper setting and best cell, per variant)
+    on the synthetic benchmark's val splits."""
+    baselines = evaluate_methods(benchmark_features(encoder, cache, benchmark), ZERO_SHOT_BASELINES)
+    splits = synth_captioned_splits(encoder, cache, benchmark)
+    sweeps = {name: [sweep(split, variant=variant) for variant in variants] for name, split in splits.items()}
+    return best_cells_markdown(sweeps, {f"synth-{kind}": methods for kind, methods in baselines.items()})

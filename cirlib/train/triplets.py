@@ -1,0 +1,117 @@
+"""Training triplets as cached features: every image once, triplets as row indices.
+
+FashionIQ's training text is drawn per sample and epoch among the four forms CLIP4Cir uses,
+"C1 and c2", "C2 and c1", "C1", "C2" (first caption capitalised); their features are all cached,
+so a batch only indexes tensors. CIRR has one caption per triplet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..data import CIRR, FashionIQ, fashioniq_query_text
+from ..encoders import FeatureCache
+from ..encoders.loading import Encoder
+
+
+@dataclass
+class TripletFeatures:
+    """Triplet i is (images[reference[i]], texts[text_of[i], form], images[target[i]]), raw features.
+
+    ``text_of`` defaults to one text row per triplet; pseudo triplets share their source's row.
+    """
+
+    images: torch.Tensor      # (M, D)
+    reference: torch.Tensor   # (N,) long
+    target: torch.Tensor      # (N,) long
+    texts: torch.Tensor       # (T, V, D) V text forms per row
+    image_names: list = field(default_factory=list)
+    text_of: torch.Tensor | None = None  # (N,) long rows of ``texts``
+
+    def __post_init__(self) -> None:
+        n = len(self.reference)
+        if self.text_of is None:
+            self.text_of = torch.arange(len(self.texts))
+        if len(self.target) != n or len(self.text_of) != n:
+            raise ValueError(f"{n} references, {len(self.target)} targets and {len(self.text_of)} texts: "
+                             "one per triplet")
+
+    def __len__(self) -> int:
+        return len(self.reference)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.images.shape[1]
+
+    def batch(self, rows: torch.Tensor, variants: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(reference, text, target) features of triplets ``rows`` with text forms ``variants``."""
+        reference, target = self.images[self.reference[rows]], self.images[self.target[rows]]
+        return reference, self.texts[self.text_of[rows], variants], target
+
+
+def concatenate(parts: Sequence[TripletFeatures]) -> TripletFeatures:
+    """One TripletFeatures from several (e.g. FashionIQ's three categories)."""
+    images = torch.tensor([0] + [len(p.images) for p in parts]).cumsum(0)
+    texts = torch.tensor([0] + [len(p.texts) for p in parts]).cumsum(0)
+    return TripletFeatures(torch.cat([p.images for p in parts]),
+                           torch.cat([p.reference + o for p, o in zip(parts, images)]),
+                           torch.cat([p.target + o for p, o in zip(parts, images)]),
+                           torch.cat([p.texts for p in parts]), [n for p in parts for n in p.image_names],
+                           torch.cat([p.text_of + o for p, o in zip(parts, texts)]))
+
+
+def _capitalised(caption: str) -> str:
+    caption = caption.strip(".?, ")
+    return caption[:1].upper() + caption[1:]
+
+
+def fashioniq_training_texts(captions: Sequence[str]) -> tuple[str, str, str, str]:
+    """CLIP4Cir's four training forms: "C1 and c2", "C2 and c1", "C1", "C2"."""
+    return (fashioniq_query_text(captions), fashioniq_query_text(captions, flip=True),
+            _capitalised(captions[0]), _capitalised(captions[1]))
+
+
+def _features(encoder: Encoder, cache: FeatureCache, label: str, gallery: list, path_of, pairs: list[tuple],
+              texts: list[list[str]]) -> TripletFeatures:
+    """Images = the split's gallery, then any reference/target outside it (sorted, as the evaluation features
+    order them, so the cache file is shared); texts: one list of forms per triplet."""
+    extra = sorted({n for pair in pairs for n in pair} - set(gallery), key=str)
+    names = list(gallery) + extra
+    images = cache.image_features(encoder, [str(n) for n in names], [path_of(n) for n in names], label)
+    row = {n: i for i, n in enumerate(names)}
+    forms = len(texts[0]) if texts else 1
+    flat = [text for per_triplet in texts for text in per_triplet]
+    text_features = cache.text_features(encoder, flat, f"{label}-forms").reshape(len(texts), forms, -1)
+    return TripletFeatures(images, torch.tensor([row[r] for r, _ in pairs]), torch.tensor([row[t] for _, t in pairs]),
+                           text_features, names)
+
+
+def fashioniq_triplets(encoder: Encoder, cache: FeatureCache, root: Path | str, split: str = "train",
+                       categories: Sequence[str] = FashionIQ.CATEGORIES, dataset: str = "fashioniq",
+                       text_forms: str = "clip4cir") -> TripletFeatures:
+    """FashionIQ triplets of ``categories`` with the four training text forms (``text_forms="clip4cir"``)
+    or the single validation form ("C1 and c2", ``text_forms="single"``)."""
+    if text_forms not in ("clip4cir", "single"):
+        raise ValueError(f"text_forms must be 'clip4cir' or 'single', got {text_forms!r}")
+    reader = FashionIQ(root)
+    parts = []
+    for category in categories:
+        triplets = reader.triplets(category, split)
+        texts = [list(fashioniq_training_texts(t.captions)) if text_forms == "clip4cir"
+                 else [fashioniq_query_text(t.captions)] for t in triplets]
+        parts.append(_features(encoder, cache, f"{dataset}-{category}-{split}", reader.gallery(category, split),
+                               reader.image_path, [(t.candidate, t.target) for t in triplets], texts))
+    return concatenate(parts)
+
+
+def cirr_triplets(encoder: Encoder, cache: FeatureCache, root: Path | str, split: str = "train",
+                  dataset: str = "cirr") -> TripletFeatures:
+    """CIRR triplets (reference, caption, target_hard)."""
+    reader = CIRR(root)
+    triplets = reader.triplets(split)
+    return _features(encoder, cache, f"{dataset}-{split}", reader.gallery(split), lambda n: reader.image_path(n, split),
+                     [(t.reference, t.target_hard) for t in triplets], [[t.caption] for t in triplets])

@@ -1,0 +1,192 @@
+"""Textual inversion: pseudo-word injection, keyword masking, the three trainers, query building."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+from open_clip.model import CustomTextCLIP
+
+from cirlib.encoders import load_encoder
+from cirlib.encoders.clip_model import build_clip, build_tokenizer
+from cirlib.inversion import (LinCIRConfig, Pic2WordConfig, PromptEncoder, SearleConfig, encode_with_pseudo_words,
+                              freeze, oti, train_lincir, train_pic2word, train_searle)
+from cirlib.inversion.concepts import CONCEPTS, concept_phrases, mask_keywords
+from cirlib.inversion.evaluate import evaluate_inversion, inversion_method, invert_unique, load_inverter
+from cirlib.inversion.inject import token_embeddings
+from cirlib.inversion.loop import load_phi
+from cirlib.inversion.mapping import Phi, PhiConfig
+from cirlib.inversion.searle import ConceptBank
+from tests.helpers import TINY_CLIP, tiny_model_dir
+
+TEXTS = ["a photo of $ that is red", "$", "a big $ and a small $ on a grey background", "$ is bigger now"]
+
+
+def tiny_model(kind: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = build_clip(TINY_CLIP) if kind == "CLIP" else CustomTextCLIP(**TINY_CLIP)
+    return freeze(model)
+
+
+def word_id(tokenizer, word: str) -> int:
+    (token,) = tokenizer.encode(f" {word} ")
+    return token
+
+
+@pytest.mark.parametrize("kind", ["CLIP", "CustomTextCLIP"])
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA"))])
+def test_injecting_a_real_word_embedding_equals_the_plain_text_encoder(kind, device):
+    model, tokenizer = tiny_model(kind).to(device), build_tokenizer(TINY_CLIP)
+    prompts = PromptEncoder(model, tokenizer, torch.device(device))
+    words = ["cat", "square", "dress", "star"]
+    pseudo = token_embeddings(model)[[word_id(tokenizer, w) for w in words]]
+    injected = prompts(prompts.tokenize(TEXTS), pseudo)
+    plain = model.encode_text(tokenizer([t.replace("$", w) for t, w in zip(TEXTS, words)]).to(device))
+    assert injected.shape == (4, TINY_CLIP["embed_dim"])
+    torch.testing.assert_close(injected, plain, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(prompts(prompts.tokenize(TEXTS), pseudo, normalize=True), F.normalize(plain, dim=-1),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_gradients_flow_to_the_pseudo_word_only():
+    model, tokenizer = tiny_model("CLIP"), build_tokenizer(TINY_CLIP)
+    prompts = PromptEncoder(model, tokenizer, torch.device("cpu"))
+    torch.manual_seed(1)
+    pseudo = (0.02 * torch.randn(len(TEXTS), prompts.width)).requires_grad_(True)
+    features = prompts(prompts.tokenize(TEXTS), pseudo)
+    features[0].sum().backward()
+    assert all(p.grad is None for p in model.parameters())        # frozen encoder: nothing else is trained
+    assert pseudo.grad[0].abs().sum() > 0                           # row 0 depends on its own pseudo-word ...
+    assert torch.count_nonzero(pseudo.grad[1:]) == 0                # ... and on no other row's
+
+    # With a trainable encoder the placeholder's own embedding row receives no gradient: it is replaced.
+    model.requires_grad_(True)
+    encode_with_pseudo_words(model, prompts.tokenize(TEXTS), pseudo.detach(), prompts.placeholder_id).sum().backward()
+    grad = model.token_embedding.weight.grad
+    assert torch.count_nonzero(grad[prompts.placeholder_id]) == 0
+    assert grad[word_id(tokenizer, "photo")].abs().sum() > 0
+
+
+def test_injection_rejects_rows_without_placeholder_and_wrong_widths():
+    model, tokenizer = tiny_model("CLIP"), build_tokenizer(TINY_CLIP)
+    prompts = PromptEncoder(model, tokenizer, torch.device("cpu"))
+    with pytest.raises(ValueError, match="no separate"):
+        prompts.tokenize(["a photo of a cat"])
+    with pytest.raises(ValueError, match="hold no placeholder"):
+        prompts(tokenizer(["a photo of a cat"]), torch.zeros(1, prompts.width))
+    with pytest.raises(ValueError, match="width"):
+        prompts(prompts.tokenize(["$"]), torch.zeros(1, prompts.width + 1))
+
+
+def test_keyword_masking_replaces_each_run_of_vocabulary_words():
+    assert mask_keywords("a big red square in the top left on a grey background") == "$ in $ on $"
+    assert mask_keywords("product photo of a blue striped dress with a v-neck, a star print") == "$ of $ with $, $"
+    assert mask_keywords("hello world") == "a photo of $ that hello world"
+
+
+def test_concept_phrases_hold_the_concept_once_and_are_seeded():
+    for concept in CONCEPTS:
+        phrases = concept_phrases(concept, 7, seed=3)
+        assert phrases == concept_phrases(concept, 7, seed=3)
+        assert all(p.count("{}") == 1 for p in phrases)
+
+
+def test_phi_layouts():
+    pic2word = Phi(PhiConfig(8, 5, 8, hidden_layers=2, dropout=0.1, activation="relu", dropout_first=True))
+    searle = Phi(PhiConfig(8, 5, 32))
+    assert [type(m).__name__ for m in pic2word.layers] == ["Linear", "Dropout", "ReLU"] * 2 + ["Linear"]
+    assert [type(m).__name__ for m in searle.layers] == ["Linear", "GELU", "Dropout"] * 2 + ["Linear"]
+    assert searle(torch.zeros(3, 8)).shape == (3, 5)
+
+
+@pytest.fixture(scope="module")
+def tiny_setup(tmp_path_factory):
+    """A tiny model folder and shared fields for tiny training jobs (64 stream pairs, cached once)."""
+    root = tmp_path_factory.mktemp("inversion")
+    folder, _ = tiny_model_dir(root / "model")
+    common = dict(model=str(folder), cache=str(root / "cache"), train_pairs=64, batch_size=32, steps=25,
+                  lr=1e-2, phi_dropout=0.0, log_every=1000, checkpoint_every=10, device="cpu", workers=1)
+    return root, common
+
+
+def _first_and_last(log: list[dict], n: int = 5) -> tuple[float, float]:
+    losses = [row["loss"] for row in log]
+    return sum(losses[:n]) / n, sum(losses[-n:]) / n
+
+
+@pytest.mark.parametrize("train, config_class, extra", [
+    (train_pic2word, Pic2WordConfig, {}),
+    (train_lincir, LinCIRConfig, {}),
+    (train_searle, SearleConfig, {"oti_steps": 5, "oti_pairs": 64, "oti_batch_size": 64, "phrases_per_concept": 2}),
+], ids=["pic2word", "lincir", "searle"])
+def test_each_trainer_lowers_its_loss(tiny_setup, train, config_class, extra):
+    root, common = tiny_setup
+    config = config_class(**common, **extra, out=str(root / config_class.__name__))
+    run = train(config)
+    phi, record = load_phi(run)
+    first, last = _first_and_last(record["log"])
+    assert record["step"] == 25 and last < 0.9 * first, (first, last)
+    assert phi.config.output_dim == TINY_CLIP["text_cfg"]["width"]
+
+
+def test_resumed_training_repeats_the_uninterrupted_numbers(tiny_setup):
+    root, common = tiny_setup
+    whole = load_phi(train_pic2word(Pic2WordConfig(**{**common, "steps": 20}, out=str(root / "whole"))))[1]["log"]
+    train_pic2word(Pic2WordConfig(**{**common, "steps": 10}, out=str(root / "split")))
+    resumed = load_phi(train_pic2word(Pic2WordConfig(**{**common, "steps": 20}, out=str(root / "split")),
+                                      resume=True))[1]["log"]
+    assert [r["loss"] for r in resumed] == [r["loss"] for r in whole]
+
+
+def test_oti_moves_the_pseudo_word_towards_the_image(tiny_setup):
+    root, common = tiny_setup
+    encoder = load_encoder(common["model"], device="cpu")
+    prompts = PromptEncoder.from_encoder(encoder)
+    bank = ConceptBank(prompts, per_concept=2)
+    torch.manual_seed(0)
+    images = torch.randn(6, TINY_CLIP["embed_dim"])
+    config = SearleConfig(oti_steps=30, oti_ema_decay=0.0, oti_lambda_reg=0.0, oti_init_std=0.02, oti_lr=5e-2)
+    before = oti(prompts, bank, images, dataclasses.replace(config, oti_steps=0), progress=False)
+    after = oti(prompts, bank, images, config, progress=False)
+    tokens = prompts.tokenize(["a photo of a $"] * 6)
+    similarity = [F.cosine_similarity(prompts(tokens, w), images).mean() for w in (before, after)]
+    assert similarity[1] > similarity[0] + 0.1, similarity
+
+
+def test_composed_queries_equal_the_text_encoder_with_the_real_word():
+    model, tokenizer = tiny_model("CLIP"), build_tokenizer(TINY_CLIP)
+    prompts = PromptEncoder(model, tokenizer, torch.device("cpu"))
+    square = token_embeddings(model)[word_id(tokenizer, "square")]
+    calls = []
+
+    def invert(features):
+        calls.append(len(features))
+        return square.expand(len(features), -1)
+
+    references = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    texts = ["is red", "has two circles", "is bigger"]
+    queries = inversion_method(prompts, invert, texts, "a photo of $ that {}")(references, torch.zeros(3, 2))
+    plain = model.encode_text(tokenizer([f"a photo of square that {t}" for t in texts]))
+    torch.testing.assert_close(queries, F.normalize(plain, dim=-1), atol=1e-5, rtol=1e-5)
+    assert calls == [2]                                               # the repeated reference is inverted once
+    assert invert_unique(lambda f: f * 2, references).tolist() == (references * 2).tolist()
+
+
+def test_evaluation_of_a_trained_run_on_the_small_benchmark(tiny_setup, small_benchmark):
+    from cirlib.encoders import FeatureCache
+    from cirlib.evaluation import benchmark_features
+    root, common = tiny_setup
+    run = train_pic2word(Pic2WordConfig(**{**common, "steps": 5}, out=str(root / "eval")))
+    encoder = load_encoder(common["model"], device="cpu")
+    prompts = PromptEncoder.from_encoder(encoder)
+    features = benchmark_features(encoder, FeatureCache(root / "features"), small_benchmark[0])
+    results, seconds = evaluate_inversion(features, prompts, {"pic2word": load_inverter(run, encoder)})
+    assert set(results) == {"fashioniq", "cirr", "circo"} and set(seconds) == {"pic2word"}
+    assert 0 <= results["cirr"]["pic2word"]["R@10"] <= 100 and "avg R@10" in results["fashioniq"]["pic2word"]
+    assert "mAP@10" in results["circo"]["pic2word"]
+    other = load_encoder(str(tiny_model_dir(root / "other", seed=1)[0]), device="cpu")
+    with pytest.raises(ValueError, match="trained with encoder"):
+        load_inverter(run, other)

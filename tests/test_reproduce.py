@@ -1,0 +1,60 @@
+"""`cirlib reproduce`: missing data says where to get it; measured numbers match the evaluation paths."""
+
+from __future__ import annotations
+
+import pytest
+
+from cirlib.cli import main
+from cirlib.encoders import FeatureCache, cirr_features, load_encoder
+from cirlib.evaluation import evaluate_cirr
+from cirlib.fusion import image_only
+from cirlib.paper_numbers import paper_result
+from cirlib.reproduce import MissingDatasetError, ReproduceConfig, format_comparison, reproduce
+
+from .helpers import tiny_model_dir
+
+
+def test_a_missing_dataset_is_one_line_naming_the_download_page_and_the_path(tmp_path):
+    config = ReproduceConfig(dataset="cirr", method="sum", data_root=str(tmp_path / "cirr_dataset"))
+    with pytest.raises(MissingDatasetError) as error:
+        reproduce(config)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "https://github.com/Cuberick-Orz/CIRR" in message and str(tmp_path / "cirr_dataset") in message
+
+
+def test_the_cli_prints_the_message_and_exits_2(tmp_path, capsys):
+    code = main(["reproduce", "--dataset", "fashioniq", "--method", "sum", "--data-root", str(tmp_path)])
+    assert code == 2
+    assert "https://github.com/XiaoxiaoGuo/fashion-iq" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("missing", ["captions", "checkpoint"])
+def test_methods_say_what_they_need(tmp_path, missing):
+    method = "weimocir" if missing == "captions" else "combiner"
+    with pytest.raises(ValueError, match=f"--{missing}"):
+        reproduce(ReproduceConfig(dataset="cirr", method=method, data_root=str(tmp_path)))
+
+
+def test_weimocir_at_alpha_0_beta_0_equals_image_only_evaluation(small_benchmark, tmp_path):
+    """The one-cell sweep and the index-based evaluation agree where the methods coincide."""
+    folder, _ = small_benchmark
+    model_dir, _ = tiny_model_dir(tmp_path / "tiny")
+    root = folder / "synth-cirr"
+    config = ReproduceConfig(dataset="cirr", method="weimocir", data_root=str(root), model=str(model_dir),
+                             pretrained=None, alpha=0.0, beta=0.0, captions=str(root / "gallery_captions" / "val.json"),
+                             cache=str(tmp_path / "cache"), device="cpu")
+    measured = reproduce(config)["measured"]
+    encoder = load_encoder(str(model_dir), device="cpu")
+    expected = evaluate_cirr(cirr_features(encoder, FeatureCache(tmp_path / "cache"), root, "val"), image_only)
+    for name in ("R@1", "R@5", "R@10", "R@50", "Rsubset@1", "Rsubset@2", "Rsubset@3"):
+        assert measured[name] == pytest.approx(expected[name], abs=1e-6), name
+
+
+def test_comparison_table_quotes_the_paper_beside_the_measurement():
+    paper = paper_result("cirr", "weimocir", "ViT-L-14")
+    text = format_comparison({"paper": {"metrics": paper.metrics, "source": paper.source, "split": paper.split},
+                              "measured": {"R@1": 12.5}})
+    row = next(line for line in text.splitlines() if line.startswith("R@1 "))
+    assert row.split() == ["R@1", "30.94", "12.50"]
+    assert next(line for line in text.splitlines() if line.startswith("R@5 ")).split() == ["R@5", "60.87", "-"]

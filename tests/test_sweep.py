@@ -1,0 +1,163 @@
+"""Fast α×β sweeps: equal to the plain per-cell path (scores to 1e-5, metrics exactly), for every
+protocol and both WeiMoCIR variants, with exact ties, chunking, caption subsets and known toy recalls."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cirlib.encoders import FeatureCache, load_encoder
+from cirlib.encoders.captions import CaptionedSplit, CaptionFeatures, synth_captioned_splits
+from cirlib.encoders.features import SplitFeatures
+from cirlib.fusion import image_only, text_only, weighted_similarity
+from cirlib.metrics import circo_map, cirr_recall, fashioniq_recall
+from cirlib.sweep import (GRID, ScoreGrid, SweepResult, _gallery_ranks, _named_metrics, _protocol, _subset_ranks,
+                          best_cell, per_cell_sweep, sweep)
+from cirlib.sweep_report import CAPTION_SUBSETS, best_cells_markdown, caption_ablation
+from tests.helpers import tiny_model_dir
+
+KINDS = ("fashioniq", "cirr", "circo")
+
+
+def random_split(kind: str, seed: int = 0, queries: int = 14, sets: int = 4, r: int = 3,
+                 dim: int = 8) -> CaptionedSplit:
+    """Random features for ``sets`` groups of six gallery images; images 0 and 1 are identical (exact ties)."""
+    gen = torch.Generator().manual_seed(seed)
+    n = 6 * sets
+    gallery, captions = torch.randn(n, dim, generator=gen), torch.randn(n, r, dim, generator=gen)
+    gallery[1], captions[1] = gallery[0], captions[0]
+    names = list(range(100, 100 + n)) if kind == "circo" else [f"img{i}" for i in range(n)]
+    rng = np.random.default_rng(seed)
+    members, refs, targets, gts = [], [], [], []
+    for _ in range(queries):
+        group = 0 if rng.random() < 0.3 else int(rng.integers(sets))
+        ref, target = (0, 1) if group == 0 else rng.choice(6, size=2, replace=False) + 6 * group  # 0, 1: twins
+        refs.append(int(ref)), targets.append(int(target))
+        members.append([names[6 * group + i] for i in range(6)])
+        extra_gt = rng.choice(n, size=int(rng.integers(0, 4)), replace=True)  # may repeat, may hold the reference
+        gts.append([names[target]] + [names[int(i)] for i in extra_gt])
+    features = SplitFeatures(names, gallery, gallery[refs] * 3.0, torch.randn(queries, dim, generator=gen) * 0.5,
+                             [names[i] for i in refs], [names[i] for i in targets],
+                             [f"text {i}" for i in range(queries)],
+                             {"img_set_members": members, "gt_img_ids": gts})
+    return CaptionedSplit(kind, features, CaptionFeatures(captions, captions[refs]))
+
+
+def assert_same(fast: SweepResult, plain: SweepResult) -> None:
+    assert fast.metrics.keys() == plain.metrics.keys()
+    for name in plain.metrics:
+        np.testing.assert_allclose(fast.metrics[name], plain.metrics[name], atol=1e-9, err_msg=name)
+
+
+@pytest.mark.parametrize("variant", ["slides", "code"])
+def test_score_grid_equals_weighted_similarity_in_every_cell(variant):
+    split = random_split("cirr")
+    f, c = split.features, split.captions
+    grid = ScoreGrid(split, variant)
+    for alpha in GRID:
+        for beta in GRID:
+            plain = weighted_similarity(f.reference, f.text, f.gallery, c.gallery, alpha, beta, variant, c.reference)
+            torch.testing.assert_close(grid.scores(alpha, beta), plain, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("variant", ["slides", "code"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_fast_sweep_equals_the_per_cell_reference(kind, variant):
+    split = random_split(kind, seed=KINDS.index(kind))
+    fast = sweep(split, variant=variant, progress=False)
+    assert_same(fast, per_cell_sweep(split, variant=variant, progress=False))
+    first = next(iter(fast.metrics.values()))
+    assert first.shape == (11, 11) and len({round(float(v), 6) for v in first.ravel()}) > 1  # the grid varies
+
+
+def test_fashioniq_categories_chunks_caption_subsets_and_circo_reference_exclusion():
+    categories = {name: random_split("fashioniq", seed=i) for i, name in enumerate(("dress", "shirt", "toptee"))}
+    alphas, betas = (0.0, 0.3, 0.8, 1.0), (0.0, 0.5, 1.0)
+    fast = sweep(categories, alphas, betas, "code", captions=(0, 2), chunk_elements=50, progress=False)
+    assert_same(fast, per_cell_sweep(categories, alphas, betas, "code", captions=(0, 2), progress=False))
+    assert {"dress R@10", "avg R@50", "avg"} <= fast.metrics.keys() and fast.captions == (0, 2)
+    circo = random_split("circo", seed=5, sets=10)  # a gallery above 50, so mAP@50 survives the exclusion
+    assert_same(sweep(circo, alphas, betas, exclude_reference=True, progress=False),
+                per_cell_sweep(circo, alphas, betas, exclude_reference=True, progress=False))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_rank_counting_equals_the_metrics_functions_under_heavy_ties(kind):
+    split = random_split(kind, seed=3, queries=30)
+    f = split.features
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.round(torch.randn(30, len(f.gallery_names), generator=gen))  # few distinct values: many ties
+    protocol = _protocol(split, exclude_reference=False)
+    ranks = _gallery_ranks(scores, protocol.relevant, protocol.exclude)
+    subset = None if protocol.subset is None else _subset_ranks(scores, protocol.subset, protocol.relevant[:, 0])
+    fast = {name: float(v) for name, v in _named_metrics(kind, ranks, subset, (protocol.relevant >= 0).sum(1)).items()}
+    if kind == "fashioniq":
+        plain = {f"R@{k}": v for k, v in fashioniq_recall(scores, f.gallery_names, f.target_names).items()}
+    elif kind == "cirr":
+        plain = cirr_recall(scores, f.gallery_names, f.reference_names, f.target_names, f.extra["img_set_members"])
+    else:
+        plain = {f"mAP@{k}": v for k, v in circo_map(scores, f.gallery_names, f.extra["gt_img_ids"]).items()}
+    assert fast == pytest.approx(plain, abs=1e-9)
+
+
+def test_known_toy_recalls_and_the_baselines_at_the_corners():
+    """The text is the target's image feature: text only (α=1, β=0) ranks the target first, except
+    behind its exact twin img0 (ties go to the lower index) unless img0 is the removed reference."""
+    split = random_split("cirr")
+    f = split.features
+    group0 = [f"img{i}" for i in range(6)]
+    for query, reference in ((0, "img2"), (1, "img0")):
+        f.reference_names[query], f.target_names[query], f.extra["img_set_members"][query] = reference, "img1", group0
+        f.reference[query] = f.gallery[int(reference[3:])]
+    f.text = f.gallery[[f.gallery_names.index(t) for t in f.target_names]] * 2
+    result = sweep(split, alphas=(0.0, 1.0), betas=(0.0, 0.5), progress=False)
+    behind_twin = sum(t == "img1" and r != "img0" for t, r in zip(f.target_names, f.reference_names))
+    assert behind_twin >= 1
+    assert result.at(1.0, 0.0)["R@1"] == result.at(1.0, 0.0)["Rsubset@1"] == pytest.approx(
+        100 * (1 - behind_twin / len(f.target_names)))
+    assert result.at(1.0, 0.0)["R@5"] == 100.0
+    for alpha, baseline in ((0.0, image_only), (1.0, text_only)):
+        similarity = baseline(f.reference, f.text) @ torch.nn.functional.normalize(f.gallery, dim=-1).T
+        assert result.at(alpha, 0.0) == pytest.approx(cirr_recall(similarity, f.gallery_names, f.reference_names,
+                                                                  f.target_names, f.extra["img_set_members"]))
+
+
+def test_best_cell_and_errors():
+    values = np.array([[1.0, 3.0], [3.0, 2.0]])
+    result = SweepResult(np.array([0.0, 0.5]), np.array([0.1, 0.9]), {"m": values}, "cirr", "slides")
+    assert best_cell(result, "m") == (0.0, 0.9, 3.0)  # a tie goes to the lower alpha
+    assert result.cell(0.4, 0.2) == (1, 0) and result.at(0.4, 0.2) == {"m": 3.0}
+    with pytest.raises(KeyError, match="unknown metric"):
+        best_cell(result, "R@1")
+    split = random_split("cirr")
+    with pytest.raises(ValueError, match="alphas"):
+        sweep(split, alphas=(0.5, 1.5), progress=False)
+    with pytest.raises(ValueError, match="variant"):
+        sweep(split, variant="paper", progress=False)
+    with pytest.raises(ValueError, match="FashionIQ"):
+        sweep({"a": split}, progress=False)
+    split.features.target_names[0] = "nowhere"
+    with pytest.raises(ValueError, match="not in the gallery"):
+        sweep(split, progress=False)
+
+
+def test_caption_ablation_rows():
+    rows = caption_ablation(random_split("cirr"), "R@5")
+    assert list(rows) == list(CAPTION_SUBSETS)
+    for row in rows.values():
+        assert 0 <= row["best α"] <= 1 and row["best R@5"] >= row["R@5 at α=0.8, β=0.1"]
+
+
+def test_small_benchmark_end_to_end_with_a_tiny_clip(small_benchmark, tmp_path):
+    encoder = load_encoder(str(tiny_model_dir(tmp_path / "clip")[0]), device="cpu")
+    splits = synth_captioned_splits(encoder, FeatureCache(tmp_path / "cache"), small_benchmark[0])
+    cirr = splits["synth-cirr"]
+    assert cirr.captions.gallery.shape == (len(cirr.features.gallery_names), 3, 32)
+    assert cirr.image_path(cirr.features.gallery_names[0]).is_file()
+    alphas, betas = (0.0, 0.8, 1.0), (0.0, 0.1, 1.0)
+    sweeps = {name: sweep(split, alphas, betas, "code", progress=False) for name, split in splits.items()}
+    assert_same(sweeps["synth-cirr"], per_cell_sweep(cirr, alphas, betas, "code", progress=False))
+    baselines = {name: {"image only": sweeps[name].at(0.0, 0.0)} for name in sweeps}
+    table = best_cells_markdown({name: [result] for name, result in sweeps.items()}, baselines)
+    assert table.count("| image only |") == 3 and "best Avg | " in table and "paper setting | 0.8 | 0.1 |" in table
