@@ -29,6 +29,7 @@ from .encoders.features import SplitFeatures
 from .encoders.loading import Encoder
 from .evaluation import Method, evaluate_cirr, evaluate_fashioniq
 from .fusion import ZERO_SHOT_BASELINES, parameter_count
+from .inversion import LinCIRConfig, Pic2WordConfig, SearleConfig, train_lincir, train_pic2word, train_searle
 from .train.distributed import barrier, init_distributed
 from .train.pseudo_triplets import PseudoTripletConfig, pseudo_triplets
 from .train.stage2 import FusionTrainConfig, load_trained_fusion, train_fusion
@@ -125,7 +126,15 @@ class Job:
     run: Callable[..., dict]
 
 
-JOBS: dict[str, Job] = {"fusion": Job(FusionTrainConfig, run_fusion_job)}
+def _run_folder(train: Callable[..., Path]) -> Callable[..., dict]:
+    """A trainer that returns its run folder, as a job that returns a summary."""
+    return lambda config, resume=False: {"config": dataclasses.asdict(config), "out": str(train(config, resume=resume))}
+
+
+JOBS: dict[str, Job] = {"fusion": Job(FusionTrainConfig, run_fusion_job),
+                        "pic2word": Job(Pic2WordConfig, _run_folder(train_pic2word)),
+                        "searle": Job(SearleConfig, _run_folder(train_searle)),
+                        "lincir": Job(LinCIRConfig, _run_folder(train_lincir))}
 
 
 def load_job_config(path: Path | str, **overrides):
