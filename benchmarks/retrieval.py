@@ -1,6 +1,6 @@
 """Retrieval backends at 10k / 100k / 1M gallery items: build time, queries/s and recall@10, in one run.
 
-    python benchmarks/retrieval.py                          # CPU: 10k, 100k, 1M (a few minutes on 2 cores)
+    python benchmarks/retrieval.py                          # CPU: 10k, 100k, 1M (12 min here: 1 thread, busy machine)
     python benchmarks/retrieval.py --sizes 10k,100k --backends "exact;Flat;HNSW32"
     python benchmarks/retrieval.py --device cuda --sizes 1m --backends exact --queries 65536
 

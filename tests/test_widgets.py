@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import matplotlib
 import pytest
-import torch
 from PIL import Image
 
 from cirlib.fusion import weighted_similarity

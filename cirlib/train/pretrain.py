@@ -28,6 +28,7 @@ from ..encoders.clip_model import build_clip, build_tokenizer, export_model_dir
 from ..encoders.device import autocast, resolve_device
 from ..encoders.transforms import PreprocessConfig, geometry, uint8_to_input
 from .checkpoint import load_checkpoint, save_checkpoint
+from .schedule import cosine_lr
 
 SYNTHCLIP_ARCH = {
     "embed_dim": 256,
@@ -93,10 +94,7 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 def learning_rate(step: int, config: PretrainConfig) -> float:
     """Linear warmup to ``lr``, then cosine decay to zero at ``steps``."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return 0.5 * config.lr * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cosine_lr(step, config.steps, config.lr, config.warmup_steps)
 
 
 def batch_indices(step: int, config: PretrainConfig) -> np.ndarray:
