@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -96,10 +98,10 @@ print("LinCIR's masking of a caption:", mask_keywords("a big red square in the t
 # their features are computed once and cached.
 
 # %%
-short = dict(train_pairs=2000, steps=150, batch_size=64, log_every=50) if SMALL else {}
+short = dict(train_pairs=512, steps=60, batch_size=64, log_every=20) if SMALL else {}
 jobs = {"pic2word": (Pic2WordConfig, train_pic2word, {}),
         "lincir": (LinCIRConfig, train_lincir, {}),
-        "searle": (SearleConfig, train_searle, dict(oti_pairs=256, oti_steps=30, oti_ema_decay=0.9) if SMALL else {})}
+        "searle": (SearleConfig, train_searle, dict(oti_pairs=128, oti_steps=20, oti_ema_decay=0.9) if SMALL else {})}
 trained, seconds = {}, {}
 for name, (config_class, train, extra) in jobs.items():
     config = load_config(config_class, ROOT / "configs" / f"{name}_synth.yaml", model=MODEL,
