@@ -164,6 +164,6 @@ def test_cli_reuses_a_built_benchmark_and_reports_config_errors(small_benchmark,
     out = small_benchmark[0]
     assert main(["synth", "--out", str(out), "--size", "small"]) == 0
     printed = capsys.readouterr().out
-    assert "reference only" in printed and "'seed': 0" in printed
+    assert "reference only" in printed and '"seed": 0' in printed
     assert main(["synth", "--out", str(out), "--size", "small", "--seed", "5"]) == 2
     assert "--overwrite" in capsys.readouterr().err
