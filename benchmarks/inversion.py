@@ -60,6 +60,31 @@ def trained_run(job: str, config) -> tuple[Path, dict]:
     return run, read_record(run / CHECKPOINT)
 
 
+def evaluate_seed(seed: int, configs: dict, work: str, benchmark: str, encoder, prompts, features) -> dict:
+    """Train (or reuse) the seed's three runs and score the four methods; the result is saved in
+    ``<work>/evaluation-seed<k>.json`` and reused while the configs, encoder and benchmark are the same."""
+    seeded = {job: dataclasses.replace(config, seed=seed, out=f"{work}/{job}-seed{seed}")
+              for job, config in configs.items()}
+    key = json.dumps({"configs": {k: dataclasses.asdict(v) for k, v in seeded.items()}, "encoder": encoder.identity,
+                      "benchmark": str(Path(benchmark).resolve())}, sort_keys=True)
+    path = Path(work) / f"evaluation-seed{seed}.json"
+    if path.is_file() and json.loads(path.read_text()).get("key") == key:
+        print(f"reusing {path}", flush=True)
+        return json.loads(path.read_text())
+    trained = {job: trained_run(job, config) for job, config in seeded.items()}
+    evaluated: dict = {"key": key, "metrics": {}, "train_seconds": {}, "query_seconds": {}}
+    for name, job, use_oti in METHODS:
+        run, record = trained[job]
+        results, seconds = evaluate_inversion(features, prompts, {name: load_inverter(run, encoder, use_oti)},
+                                              record["config"]["template"])
+        evaluated["metrics"][name] = {d: results[d][name] for d in results}
+        evaluated["query_seconds"][name] = round(seconds[name], 1)
+        if not use_oti:
+            evaluated["train_seconds"][name] = round(record["train_seconds"] + record.get("oti_seconds", 0.0), 1)
+    write_json(path, evaluated)
+    return evaluated
+
+
 def mean_std(values: list[float]) -> list[float]:
     return [float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0]
 
@@ -79,8 +104,6 @@ def format_rows(rows: dict) -> str:
 def injection_speed(encoder, batch: int = 512, repeats: int = 5) -> str:
     """Forward + backward time of "a photo of $" with a pseudo-word (cut after the last EOT) against
     open_clip's ``encode_text`` of the same prompt with a real word (the full context), one run."""
-    import torch
-
     prompts = PromptEncoder.from_encoder(encoder)
     word = encoder.tokenizer.encode(" square ")[0]
     table = prompts.model.token_embedding.weight
@@ -140,18 +163,14 @@ def main() -> None:
     train_seconds: dict[str, list[float]] = {name: [] for name in (*BASELINES, *(m[0] for m in METHODS))}
     query_seconds: dict[str, list[float]] = {name: [] for name in train_seconds}
     for seed in args.seeds:
-        trained = {job: trained_run(job, dataclasses.replace(config, seed=seed, out=f"{args.work}/{job}-seed{seed}"))
-                   for job, config in configs.items()}
-        for name, job, use_oti in METHODS:
-            run, record = trained[job]
-            results, seconds = evaluate_inversion(features, prompts, {name: load_inverter(run, encoder, use_oti)},
-                                                  record["config"]["template"])
-            runs.setdefault(name, []).append({d: results[d][name] for d in results})
-            query_seconds[name].append(round(seconds[name], 1))
-            if not use_oti:
-                train_seconds[name].append(round(record["train_seconds"] + record.get("oti_seconds", 0.0), 1))
-            print(f"seed {seed} {name}: " + json.dumps({f"{d} {c}": round(runs[name][-1][d][c], 2)
-                                                         for d, c in COLUMNS}), flush=True)
+        evaluated = evaluate_seed(seed, configs, args.work, args.benchmark, encoder, prompts, features)
+        for name, metrics in evaluated["metrics"].items():
+            runs.setdefault(name, []).append(metrics)
+            query_seconds[name].append(evaluated["query_seconds"][name])
+            if name in evaluated["train_seconds"]:
+                train_seconds[name].append(evaluated["train_seconds"][name])
+            print(f"seed {seed} {name}: " + json.dumps({f"{d} {c}": round(metrics[d][c], 2) for d, c in COLUMNS}),
+                  flush=True)
 
     rows = {name: {"runs": by_seed, "train_seconds": train_seconds[name], "query_seconds": query_seconds[name],
                    "mean_std": {f"{d} {c}": mean_std([r[d][c] for r in by_seed]) for d, c in COLUMNS}}

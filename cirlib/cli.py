@@ -104,13 +104,10 @@ def _reproduce(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    print("CIR Lab demo: synthetic benchmark -> synthclip features -> zero-shot baselines.\n"
-          f"Expected time on 2 CPU cores: about 3 minutes for size={args.size} on the first run, seconds after.\n",
-          flush=True)
-    args.overwrite = True  # the demo owns its folder: data from another configuration or generator is rebuilt
-    _synth(args)
-    print()
-    _zeroshot(args)
+    from .demo import DemoConfig, run_demo
+
+    names = set(DemoConfig.__dataclass_fields__) - {"benchmark", "fusions"}
+    run_demo(DemoConfig(benchmark=args.out, **{name: getattr(args, name) for name in names}))
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -180,9 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--results", default="results")
     reproduce.set_defaults(run=_reproduce)
 
-    demo = commands.add_parser("demo", help="the main job, end to end, on the synthetic benchmark")
+    demo = commands.add_parser("demo", help="the main job, end to end, on the synthetic benchmark (cirlib.demo)")
     _add_synth_arguments(demo, default_size="medium", overwrite_flag=False)
     _add_model_arguments(demo)
+    demo.add_argument("--epochs", type=int, default=4, help="training epochs of the Combiner and the MoE")
+    demo.add_argument("--training-seed", type=int, default=0)
+    demo.add_argument("--variant", choices=("slides", "code"), default="slides", help="WeiMoCIR's scoring")
+    demo.add_argument("--configs", default="configs", help="folder of synth_<fusion>_<dataset>.yaml")
+    demo.add_argument("--runs", default="runs/demo", help="where the training runs go")
     demo.set_defaults(run=_demo)
     return parser
 

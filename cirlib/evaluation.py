@@ -141,6 +141,14 @@ def format_table(results: Mapping[str, Mapping[str, float]], columns: list[str],
     return "\n".join(lines)
 
 
+def markdown_table(results: Mapping[str, Mapping[str, float]], columns: list[str], title: str) -> str:
+    """The same rows as :func:`format_table`, as a markdown table under a bold title (for READMEs and reports)."""
+    lines = [f"**{title}**", "", "| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(f"{metrics[c]:.1f}" for c in columns) + " |"
+              for name, metrics in results.items()]
+    return "\n".join(lines)
+
+
 FASHIONIQ_COLUMNS = ["dress R@10", "dress R@50", "shirt R@10", "shirt R@50", "toptee R@10", "toptee R@50",
                      "avg R@10", "avg R@50", "avg"]
 CIRR_COLUMNS = ["R@1", "R@5", "R@10", "R@50", "Rsubset@1", "Rsubset@2", "Rsubset@3", "Avg"]

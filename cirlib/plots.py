@@ -1,4 +1,5 @@
-"""Figures for notebooks and reports: retrieval grids, similarity heatmaps, 2-D feature maps."""
+"""Figures for notebooks and reports: retrieval grids, similarity heatmaps, 2-D feature maps, parameter
+heatmaps, recall per group."""
 
 from __future__ import annotations
 
@@ -7,32 +8,66 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import seaborn as sns
 import torch
 from PIL import Image
 
 
+def _outline(ax: plt.Axes, colour: str) -> None:
+    for spine in ax.spines.values():
+        spine.set(edgecolor=colour, linewidth=3)
+
+
 def retrieval_grid(queries: Sequence[tuple[Path, str]], results: Sequence[Sequence[Path]],
-                   correct: Sequence[Sequence[bool]], thumb: float = 1.3) -> plt.Figure:
-    """One row per query: the reference image (titled with the text), then the ranked results;
-    correct results are outlined in green."""
-    columns = 1 + max(len(r) for r in results)
-    figure, axes = plt.subplots(len(queries), columns, figsize=(thumb * columns, thumb * 1.25 * len(queries)),
+                   correct: Sequence[Sequence[bool]], thumb: float = 1.3,
+                   targets: Sequence[tuple[Path, str]] | None = None) -> plt.Figure:
+    """One row per query: the reference image, then the ranked results, under the query's text;
+    correct results are outlined in green. With ``targets`` ((image, title) per query), a last
+    column shows each target, outlined in orange where the ranked results miss it."""
+    columns = 1 + max(len(r) for r in results) + (targets is not None)
+    figure, axes = plt.subplots(len(queries), columns, figsize=(thumb * columns, thumb * 1.45 * len(queries)),
                                 squeeze=False)
+    longest = int(14 * thumb * columns)  # characters that fit across the row at font size 7
     for row, ((reference, text), ranked, hits) in enumerate(zip(queries, results, correct)):
         axes[row, 0].imshow(Image.open(reference))
-        axes[row, 0].set_title(text if len(text) < 40 else text[:37] + "...", fontsize=7, loc="left")
+        axes[row, 0].set_title("reference", fontsize=7)
+        axes[row, 0].text(0, 1.3, text if len(text) <= longest else text[:longest - 3] + "...", fontsize=7,
+                          transform=axes[row, 0].transAxes, ha="left", va="bottom")
         for col, (path, hit) in enumerate(zip(ranked, hits), start=1):
             axes[row, col].imshow(Image.open(path))
             axes[row, col].set_title(f"#{col}", fontsize=7)
             if hit:
-                for spine in axes[row, col].spines.values():
-                    spine.set(edgecolor="limegreen", linewidth=3)
+                _outline(axes[row, col], "limegreen")
+        if targets is not None:
+            path, title = targets[row]
+            axes[row, -1].imshow(Image.open(path))
+            axes[row, -1].set_title(title, fontsize=7)
+            _outline(axes[row, -1], "limegreen" if any(hits) else "darkorange")
         for ax in axes[row]:
             ax.set_xticks([])
             ax.set_yticks([])
+            if not ax.images:
+                ax.axis("off")
     figure.tight_layout()
     return figure
+
+
+def group_recall_bars(table: pd.DataFrame, metric_prefix: str = "R@10 ", title: str = "",
+                      ax: plt.Axes | None = None) -> plt.Axes:
+    """Grouped bars from ``cirlib.analysis.failures.group_table``: one group per row (labelled with its
+    query count), one bar per method column starting with ``metric_prefix``."""
+    columns = [c for c in table.columns if c.startswith(metric_prefix)]
+    labels = [f"{group} ({n})" for group, n in zip(table.index, table["queries"])]
+    long = (table[columns].set_axis(labels).rename(columns=lambda c: c[len(metric_prefix):])
+            .reset_index(names="group").melt(id_vars="group", var_name="method", value_name=metric_prefix.strip()))
+    ax = ax or plt.subplots(figsize=(max(5.0, 0.9 * len(labels) + 2), 3.4))[1]
+    sns.barplot(long, x="group", y=metric_prefix.strip(), hue="method", ax=ax)
+    ax.set(xlabel="", title=title, ylim=(0, 100))
+    ax.tick_params(axis="x", labelrotation=30)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+    return ax
 
 
 def similarity_heatmap(similarity: torch.Tensor | np.ndarray, row_labels: Sequence[str], column_labels: Sequence[str],

@@ -32,13 +32,13 @@ from .encoders.captions import CaptionedSplit
 from .evaluation import CIRCO_KS, CIRR_KS, CIRR_SUBSET_KS, FASHIONIQ_KS
 from .fusion.weighted import VARIANTS, weighted_similarity
 from .metrics import circo_map, cirr_recall, fashioniq_recall, fashioniq_summary
+from .metrics.ranks import subset_target_ranks, target_ranks
 
 GRID = tuple(i / 10 for i in range(11))
 """The default α and β values: 0, 0.1, ..., 1 (an 11×11 grid)."""
 SELECT_BY = {"fashioniq": "avg", "cirr": "Avg", "circo": "mAP@10"}
 """The metric each benchmark selects models by: FashionIQ (R@10 + R@50)/2, CIRR (R@5 + Rsubset@1)/2."""
 _EPS = 1e-12  # F.normalize's floor on a norm
-_NOT_RANKED = torch.iinfo(torch.int64).max  # the rank of a target that cannot be retrieved
 
 Split = CaptionedSplit | Mapping[str, CaptionedSplit]
 """One split, or FashionIQ's categories {category: split} (scored with the categories' means)."""
@@ -166,43 +166,6 @@ def _protocol(split: CaptionedSplit, exclude_reference: bool) -> _Protocol:
     return _Protocol(kind, relevant, exclude, subset)
 
 
-def _count(mask: torch.Tensor) -> torch.Tensor:
-    """True entries per row (summing uint8 into int32 is several times faster than a bool sum on CPU)."""
-    return mask.view(torch.uint8).sum(1, dtype=torch.int32).long()
-
-
-def _gallery_ranks(scores: torch.Tensor, relevant: torch.Tensor, exclude: torch.Tensor) -> torch.Tensor:
-    """(Q, M) 0-based rank of each relevant column in its row, the excluded column removed.
-
-    Rank = columns scoring higher + columns scoring the same with a lower index; the second
-    count is taken only on the rare rows that have such ties.
-    """
-    index = torch.arange(scores.shape[1], device=scores.device)
-    excluded = exclude.clamp_min(0)[:, None]
-    excluded_score = scores.gather(1, excluded)
-    ranks = []
-    for m in range(relevant.shape[1]):
-        col = relevant[:, m : m + 1]
-        own = scores.gather(1, col.clamp_min(0))
-        rank = _count(scores > own)
-        tied = scores == own
-        rows = (_count(tied) > 1).nonzero()[:, 0]
-        if len(rows):
-            rank[rows] += _count(tied[rows] & (index < col[rows]))
-        excluded_ahead = (excluded_score > own) | ((excluded_score == own) & (excluded < col))
-        rank -= (excluded_ahead[:, 0] & (exclude >= 0)).long()
-        ranks.append(torch.where((col[:, 0] < 0) | (col[:, 0] == exclude), _NOT_RANKED, rank))
-    return torch.stack(ranks, 1)
-
-
-def _subset_ranks(scores: torch.Tensor, subset: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """(Q,) 0-based rank of ``target`` among the row's ``subset`` columns."""
-    candidates = scores.gather(1, subset.clamp_min(0))
-    own = scores.gather(1, target[:, None])
-    ahead = ((candidates > own) | ((candidates == own) & (subset < target[:, None]))) & (subset >= 0)
-    return torch.where((subset == target[:, None]).any(1), ahead.sum(1), _NOT_RANKED)
-
-
 def _recall(ranks: torch.Tensor, ks: Sequence[int]) -> dict[int, np.ndarray]:
     return {k: 100.0 * (ranks < k).double().mean(-1).numpy() for k in ks}
 
@@ -264,9 +227,9 @@ def _one_split_sweep(split: CaptionedSplit, alphas: np.ndarray, betas: np.ndarra
         for i, alpha in enumerate(alphas):
             for j, beta in enumerate(betas):
                 scores = grid.scores(float(alpha), float(beta))
-                gallery_ranks[i, j, part] = _gallery_ranks(scores, relevant, exclude).cpu()
+                gallery_ranks[i, j, part] = target_ranks(scores, relevant, exclude).cpu()
                 if protocol.subset is not None:
-                    subset_ranks[i, j, part] = _subset_ranks(scores, protocol.subset[part].to(device),
+                    subset_ranks[i, j, part] = subset_target_ranks(scores, protocol.subset[part].to(device),
                                                              relevant[:, 0]).cpu()
                 bar.update()
     bar.close()

@@ -36,8 +36,9 @@ import seaborn as sns
 import torch
 
 from cirlib.analysis.benchmark import prepare_benchmark
-from cirlib.analysis.gating import (cirr_edit_types, expert_off_method, fashioniq_edit_types, gate_by_edit_type,
-                                    routing_weights, top_expert_edit_type_nmi, utilisation)
+from cirlib.analysis.edits import cirr_edit_types, fashioniq_edit_types
+from cirlib.analysis.gating import (expert_off_method, gate_by_edit_type, routing_weights, top_expert_edit_type_nmi,
+                                    utilisation)
 from cirlib.data.synth.config import preset
 from cirlib.encoders import FeatureCache, load_encoder
 from cirlib.experiments import config_variant, evaluate, fusion_method, run_fusion_job, val_features

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from cirlib.analysis.gating import (cirr_edit_types, expert_off_method, fashioniq_edit_types, gate_by_edit_type,
-                                    normalized_mutual_information, routing_weights, top_expert_edit_type_nmi,
-                                    utilisation)
+from cirlib.analysis.edits import cirr_edit_types, fashioniq_edit_types
+from cirlib.analysis.gating import (expert_off_method, gate_by_edit_type, normalized_mutual_information,
+                                    routing_weights, top_expert_edit_type_nmi, utilisation)
 from cirlib.data import CIRR
 from cirlib.fusion import MoECombiner
 

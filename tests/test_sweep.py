@@ -8,40 +8,16 @@ import pytest
 import torch
 
 from cirlib.encoders import FeatureCache, load_encoder
-from cirlib.encoders.captions import CaptionedSplit, CaptionFeatures, synth_captioned_splits
-from cirlib.encoders.features import SplitFeatures
+from cirlib.encoders.captions import synth_captioned_splits
 from cirlib.fusion import image_only, text_only, weighted_similarity
 from cirlib.metrics import circo_map, cirr_recall, fashioniq_recall
-from cirlib.sweep import (GRID, ScoreGrid, SweepResult, _gallery_ranks, _named_metrics, _protocol, _subset_ranks,
+from cirlib.metrics.ranks import subset_target_ranks, target_ranks
+from cirlib.sweep import (GRID, ScoreGrid, SweepResult, _named_metrics, _protocol,
                           best_cell, per_cell_sweep, sweep)
 from cirlib.sweep_report import CAPTION_SUBSETS, best_cells_markdown, caption_ablation
-from tests.helpers import tiny_model_dir
+from tests.helpers import random_split, tiny_model_dir
 
 KINDS = ("fashioniq", "cirr", "circo")
-
-
-def random_split(kind: str, seed: int = 0, queries: int = 14, sets: int = 4, r: int = 3,
-                 dim: int = 8) -> CaptionedSplit:
-    """Random features for ``sets`` groups of six gallery images; images 0 and 1 are identical (exact ties)."""
-    gen = torch.Generator().manual_seed(seed)
-    n = 6 * sets
-    gallery, captions = torch.randn(n, dim, generator=gen), torch.randn(n, r, dim, generator=gen)
-    gallery[1], captions[1] = gallery[0], captions[0]
-    names = list(range(100, 100 + n)) if kind == "circo" else [f"img{i}" for i in range(n)]
-    rng = np.random.default_rng(seed)
-    members, refs, targets, gts = [], [], [], []
-    for _ in range(queries):
-        group = 0 if rng.random() < 0.3 else int(rng.integers(sets))
-        ref, target = (0, 1) if group == 0 else rng.choice(6, size=2, replace=False) + 6 * group  # 0, 1: twins
-        refs.append(int(ref)), targets.append(int(target))
-        members.append([names[6 * group + i] for i in range(6)])
-        extra_gt = rng.choice(n, size=int(rng.integers(0, 4)), replace=True)  # may repeat, may hold the reference
-        gts.append([names[target]] + [names[int(i)] for i in extra_gt])
-    features = SplitFeatures(names, gallery, gallery[refs] * 3.0, torch.randn(queries, dim, generator=gen) * 0.5,
-                             [names[i] for i in refs], [names[i] for i in targets],
-                             [f"text {i}" for i in range(queries)],
-                             {"img_set_members": members, "gt_img_ids": gts})
-    return CaptionedSplit(kind, features, CaptionFeatures(captions, captions[refs]))
 
 
 def assert_same(fast: SweepResult, plain: SweepResult) -> None:
@@ -89,8 +65,8 @@ def test_rank_counting_equals_the_metrics_functions_under_heavy_ties(kind):
     gen = torch.Generator().manual_seed(0)
     scores = torch.round(torch.randn(30, len(f.gallery_names), generator=gen))  # few distinct values: many ties
     protocol = _protocol(split, exclude_reference=False)
-    ranks = _gallery_ranks(scores, protocol.relevant, protocol.exclude)
-    subset = None if protocol.subset is None else _subset_ranks(scores, protocol.subset, protocol.relevant[:, 0])
+    ranks = target_ranks(scores, protocol.relevant, protocol.exclude)
+    subset = None if protocol.subset is None else subset_target_ranks(scores, protocol.subset, protocol.relevant[:, 0])
     fast = {name: float(v) for name, v in _named_metrics(kind, ranks, subset, (protocol.relevant >= 0).sum(1)).items()}
     if kind == "fashioniq":
         plain = {f"R@{k}": v for k, v in fashioniq_recall(scores, f.gallery_names, f.target_names).items()}

@@ -1,54 +1,19 @@
 """What a Mixture-of-Experts combiner's router does: expert use overall and per edit type.
 
-The synthetic benchmark records each query's edit types (``synth_meta/queries.*.json``):
-FashionIQ-style queries change 1-3 garment attributes (colour, pattern, sleeves, ...), CIRR-style
-ones apply 1-2 scene edits (add, remove, move, count, recolour, ...). A query with several types
-counts under each with weight 1/(number of its types), in the tables and in the mutual information.
+Edit types come from ``cirlib.analysis.edits`` (the synthetic benchmark's ``synth_meta``). A query
+with several types counts under each with weight 1/(number of its types), in the tables and in the
+mutual information.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..data import CIRR, FashionIQ
 from ..fusion.moe import MoECombiner
-
-EditTypes = list[list[str]]
-
-
-def _meta(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: edit types exist only for the synthetic benchmark "
-                                "(built by `cirlib synth`)")
-    return json.loads(path.read_text())
-
-
-def fashioniq_edit_types(root: Path | str, categories: Sequence[str] = FashionIQ.CATEGORIES,
-                         split: str = "val") -> EditTypes:
-    """Changed attributes per query, categories concatenated in order (as the evaluation features)."""
-    root, reader, types = Path(root), FashionIQ(root), []
-    for category in categories:
-        meta = _meta(root / "synth_meta" / f"queries.{category}.{split}.json")
-        triplets = reader.triplets(category, split)
-        if [(m["candidate"], m["target"]) for m in meta] != [(t.candidate, t.target) for t in triplets]:
-            raise ValueError(f"{root}/synth_meta/queries.{category}.{split}.json does not list the caption file's "
-                             "queries in order; rebuild the benchmark with `cirlib synth --overwrite`")
-        types += [list(m["changed"]) for m in meta]
-    return types
-
-
-def cirr_edit_types(root: Path | str, split: str = "val") -> EditTypes:
-    """Edit kinds per query (add, remove, move, count, recolour, reshape, resize, background)."""
-    root = Path(root)
-    meta = _meta(root / "synth_meta" / f"queries.{split}.json")
-    if [m["pairid"] for m in meta] != [t.pairid for t in CIRR(root).triplets(split)]:
-        raise ValueError(f"{root}/synth_meta/queries.{split}.json does not list the caption file's queries in order")
-    return [[edit["kind"] for edit in m["edits"]] for m in meta]
+from .edits import EditTypes
 
 
 @torch.no_grad()

@@ -14,6 +14,7 @@ from .registry import FUSIONS, build_fusion, fuse, parameter_count
 from .sum import SumFusion
 from .weighted import PAPER_ALPHA, PAPER_BETA, VARIANTS, weighted_fusion, weighted_similarity
 
-__all__ = ["FUSIONS", "ZERO_SHOT_BASELINES", "BilinearCombiner", "BilinearPooling", "Combiner", "MoECombiner",
-           "Routing", "SumFusion", "build_fusion", "fuse", "image_only", "load_balancing_loss", "parameter_count",
-           "sum_fusion", "text_only"]
+__all__ = ["FUSIONS", "PAPER_ALPHA", "PAPER_BETA", "VARIANTS", "ZERO_SHOT_BASELINES", "BilinearCombiner",
+           "BilinearPooling", "Combiner", "MoECombiner", "Routing", "SumFusion", "build_fusion", "fuse", "image_only",
+           "load_balancing_loss", "parameter_count", "sum_fusion", "text_only", "weighted_fusion",
+           "weighted_similarity"]

@@ -27,7 +27,7 @@ import numpy as np
 from ...atomic import write_json
 from .config import SynthConfig
 from .render import RenderJob, image_rng
-from .scene_edits import Edit, apply_chain, chain_caption, edit_between, edit_to_json, loosen, realisations, sample_edit
+from .scene_edits import apply_chain, chain_caption, edit_between, edit_to_json, loosen, realisations, sample_edit
 from .scene_text import scene_caption
 from .scenes import Scene, random_scene
 

@@ -1,0 +1,230 @@
+"""The main job (``cirlib demo``, ``make demo``): the whole pipeline on the synthetic benchmark, end to end.
+
+Stages: build the benchmark -> encode its val splits and gallery captions with the bundled
+``synthclip`` -> zero-shot baselines (image only, text only, sum) -> WeiMoCIR swept over the α×β
+grid, reported at the best cell -> Combiner and MoE trained on the train splits (stage 2, cached
+features) -> one FashionIQ-style and one CIRR-style table, printed and saved under ``results/``
+with two figures and the configuration. Every stage reuses what an earlier run left (the benchmark,
+the feature cache, finished training runs), so a rerun takes about a minute.
+
+Reading the tables: the trained rows are their last epoch (no selection on val); WeiMoCIR's (α, β)
+is the best cell *on the same val split*, an upper bound for a training-free method.
+
+    from cirlib.demo import DemoConfig, run_demo
+    result = run_demo(DemoConfig(benchmark="data/synth-small", size="small", epochs=2))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from matplotlib.figure import Figure
+
+from .analysis.benchmark import format_summary, prepare_benchmark
+from .atomic import write_json, write_text
+from .data.synth.config import preset
+from .encoders import FeatureCache, describe, load_encoder
+from .encoders.captions import synth_captioned_splits
+from .evaluation import CIRR_COLUMNS, FASHIONIQ_COLUMNS, evaluate_cirr, evaluate_fashioniq, markdown_table
+from .experiments import config_variant, run_fusion_job
+from .fusion import ZERO_SHOT_BASELINES
+from .plots import parameter_heatmap
+from .sweep import SELECT_BY, SweepResult, best_cell, sweep
+
+DATASETS = {"fashioniq": "synth-fashioniq", "cirr": "synth-cirr"}
+FUSION_LABELS = {"combiner": "Combiner", "moe": "MoE", "bilinear": "Bilinear", "sum": "Sum"}
+FIRST_RUN_MINUTES = {"small": 2, "medium": 11}
+"""A first run's wall time on 2 CPU cores with the default settings (measured; README)."""
+
+
+@dataclass
+class DemoConfig:
+    """Everything that determines the demo's numbers (printed first, saved in ``results/demo.json``)."""
+
+    benchmark: str = "data/synth"       # folder of the synthetic benchmark (rebuilt if stale)
+    size: str = "medium"                # small | medium
+    seed: int = 0                       # the benchmark's seed
+    workers: int | None = None          # rendering processes (default: all cores)
+    model: str = "synthclip"
+    pretrained: str | None = None
+    preprocess: str | None = None
+    device: str = "auto"
+    cache: str = "data/cache"
+    configs: str = "configs"            # holds synth_<fusion>_<dataset>.yaml
+    fusions: list = field(default_factory=lambda: ["combiner", "moe"])
+    epochs: int = 4                     # per trained model (the configs say 8; 4 keeps the demo short)
+    training_seed: int = 0
+    runs: str = "runs/demo"             # training runs go to <runs>/<config name>-<hash>
+    variant: str = "slides"             # WeiMoCIR's scoring (cirlib.fusion.weighted)
+    results: str = "results"
+
+
+@dataclass
+class DemoResult:
+    """What the demo measured, and what later analysis needs (features, splits, runs, sweeps)."""
+
+    config: DemoConfig
+    tables: dict          # {dataset: {method: metrics}}
+    best_cells: dict      # {dataset: (α, β)}
+    sweeps: dict          # {dataset: SweepResult}
+    splits: dict          # {dataset: CaptionedSplit or {category: CaptionedSplit}}
+    runs: dict            # {dataset: {fusion label: run folder}}
+    seconds: dict         # {stage: wall seconds}
+    files: list = field(default_factory=list)
+
+    def weimocir_label(self, dataset: str) -> str:
+        alpha, beta = self.best_cells[dataset]
+        return f"WeiMoCIR (α={alpha:g}, β={beta:g})"
+
+
+class _Stages:
+    """Numbered stage headers with their wall time, so a long run shows where it is."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names, self.seconds = names, {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        print(f"\n[{self.names.index(name) + 1}/{len(self.names)}] {name}", flush=True)
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - started, 1)
+        print(f"[{self.names.index(name) + 1}/{len(self.names)}] {name}: done in {self.seconds[name]:.0f} s",
+              flush=True)
+
+
+STAGES = ["benchmark", "features and zero-shot baselines", "WeiMoCIR α/β sweep", "training Combiner and MoE",
+          "tables and figures"]
+
+
+def _features(split):
+    return {c: s.features for c, s in split.items()} if isinstance(split, dict) else split.features
+
+
+def _evaluate(dataset: str, features, method) -> dict[str, float]:
+    return evaluate_fashioniq(features, method) if dataset == "fashioniq" else evaluate_cirr(features, method)
+
+
+def _config_path(config: DemoConfig, dataset: str, fusion: str) -> Path:
+    return Path(config.configs) / f"synth_{fusion}_{dataset}.yaml"
+
+
+def _check_configs(config: DemoConfig) -> None:
+    """Fail before the long stages if a training config is missing."""
+    for dataset in DATASETS:
+        for fusion in config.fusions:
+            path = _config_path(config, dataset, fusion)
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} is missing: the demo trains from the repository's configs/ folder; "
+                                        "run it from the repository root or pass --configs")
+
+
+def _train(config: DemoConfig, dataset: str, fusion: str) -> tuple[Path, dict]:
+    job = config_variant(_config_path(config, dataset, fusion), config.runs, epochs=config.epochs, seed=config.training_seed,
+                         data_root=str(Path(config.benchmark) / DATASETS[dataset]), model=config.model,
+                         pretrained=config.pretrained, preprocess=config.preprocess, cache=config.cache,
+                         device=config.device)
+    results = run_fusion_job(job, resume=True)
+    metrics = {k: v for k, v in results["last"].items() if k in FASHIONIQ_COLUMNS + CIRR_COLUMNS}
+    return Path(job.out), metrics
+
+
+def _figures(result: DemoResult, out: Path) -> list[Path]:
+    figure = Figure(figsize=(12, 3.8))  # not pyplot: files only, whatever the backend
+    axes = figure.subplots(1, 2)
+    for ax, (dataset, metric) in zip(axes, (("fashioniq", "avg R@10"), ("cirr", "R@10"))):
+        rows = result.tables[dataset]
+        ax.barh(list(rows)[::-1], [m[metric] for m in rows.values()][::-1], color="steelblue")
+        ax.set(xlabel=f"{metric} (%)", title=f"{DATASETS[dataset]} (val)", xlim=(0, 100))
+        for y, value in enumerate([m[metric] for m in rows.values()][::-1]):
+            ax.text(value + 1, y, f"{value:.1f}", va="center", fontsize=8)
+    figure.tight_layout()
+    recall = out / "demo_recall.png"
+    figure.savefig(recall, dpi=120)
+    figure = Figure(figsize=(13, 5))
+    axes = figure.subplots(1, 2)
+    for ax, (dataset, result_) in zip(axes, result.sweeps.items()):
+        metric = SELECT_BY[dataset]
+        parameter_heatmap(result_.metrics[metric], result_.alphas, result_.betas, ax=ax,
+                          title=f"WeiMoCIR {DATASETS[dataset]} {metric}")
+    figure.tight_layout()
+    heatmaps = out / "demo_sweep.png"
+    figure.savefig(heatmaps, dpi=110)
+    return [recall, heatmaps]
+
+
+def run_demo(config: DemoConfig) -> DemoResult:
+    """Run every stage (see the module docstring), print the tables and save them with the figures."""
+    print(f"CIR Lab demo: synthetic benchmark -> {config.model} features -> zero-shot baselines -> WeiMoCIR at the "
+          f"best α/β -> trained {' and '.join(FUSION_LABELS.get(f, f) for f in config.fusions)} -> tables.\n"
+          f"Expected time on 2 CPU cores: about {FIRST_RUN_MINUTES.get(config.size, '?')} minutes for size="
+          f"{config.size} on a first run; about a minute when the benchmark, features and runs are already there.\n"
+          f"demo config: {json.dumps(dataclasses.asdict(config))}", flush=True)
+    _check_configs(config)
+    stage = _Stages(STAGES)
+    with stage("benchmark"):
+        manifest = prepare_benchmark(config.benchmark, preset(config.size, seed=config.seed), workers=config.workers,
+                                     overwrite=True)  # the demo owns its folder: a stale benchmark is rebuilt
+        print(format_summary(manifest))
+    with stage("features and zero-shot baselines"):
+        encoder = load_encoder(config.model, pretrained=config.pretrained, preprocess=config.preprocess,
+                               device=config.device)
+        splits = synth_captioned_splits(encoder, FeatureCache(config.cache), config.benchmark,
+                                        datasets=list(DATASETS.values()))
+        splits = {dataset: splits[name] for dataset, name in DATASETS.items()}
+        tables = {dataset: {name: _evaluate(dataset, _features(split), method)
+                            for name, method in ZERO_SHOT_BASELINES.items()} for dataset, split in splits.items()}
+    sweeps: dict[str, SweepResult] = {}
+    best_cells = {}
+    with stage("WeiMoCIR α/β sweep"):
+        for dataset, split in splits.items():
+            sweeps[dataset] = sweep(split, variant=config.variant)
+            alpha, beta, _ = best_cell(sweeps[dataset], SELECT_BY[dataset])
+            best_cells[dataset] = (alpha, beta)
+            tables[dataset][f"WeiMoCIR (α={alpha:g}, β={beta:g})"] = sweeps[dataset].at(alpha, beta)
+    runs: dict[str, dict[str, Path]] = {dataset: {} for dataset in DATASETS}
+    with stage("training Combiner and MoE"):
+        for dataset in DATASETS:
+            for fusion in config.fusions:
+                label = FUSION_LABELS.get(fusion, fusion)
+                runs[dataset][label], tables[dataset][label] = _train(config, dataset, fusion)
+    result = DemoResult(config, tables, best_cells, sweeps, splits, runs, stage.seconds)
+    with stage("tables and figures"):
+        out = Path(config.results)
+        out.mkdir(parents=True, exist_ok=True)
+        texts = _tables_markdown(result)
+        for dataset, text in texts.items():
+            write_text(out / f"demo_{dataset}.md", text + "\n")
+            print("\n" + text)
+        result.files = [str(out / f"demo_{d}.md") for d in texts] + [str(p) for p in _figures(result, out)]
+    write_json(out / "demo.json", {"config": dataclasses.asdict(config), "encoder": describe(encoder),
+                                   "machine": _machine(), "benchmark": manifest["counts"],
+                                   "best_cells": best_cells, "tables": tables, "seconds": stage.seconds,
+                                   "runs": {d: {k: str(v) for k, v in r.items()} for d, r in runs.items()}})
+    total = sum(stage.seconds.values())
+    print(f"\nsaved {out}/demo.json, " + ", ".join(result.files) + f"\ndemo finished in {total / 60:.1f} minutes "
+          f"({', '.join(f'{k}: {v:.0f} s' for k, v in stage.seconds.items())})", flush=True)
+    return result
+
+
+def _tables_markdown(result: DemoResult) -> dict[str, str]:
+    note = (f"trained rows: epoch {result.config.epochs} of {result.config.epochs}; WeiMoCIR ({result.config.variant}): "
+            "best (α, β) on this val split (an upper bound)")
+    return {dataset: markdown_table(result.tables[dataset], columns,
+                                    f"{DATASETS[dataset]} (val), {'recall' if dataset == 'fashioniq' else 'CIRR metrics'}"
+                                    f" %, {result.config.model}; {note}")
+            for dataset, columns in (("fashioniq", FASHIONIQ_COLUMNS), ("cirr", CIRR_COLUMNS))}
+
+
+def _machine() -> dict:
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu threads": torch.get_num_threads(), "cuda": torch.cuda.get_device_name(0)
+            if torch.cuda.is_available() else None, "torch": torch.__version__}

@@ -1,0 +1,52 @@
+"""Failure analysis of the demo's methods (notebook 05): the best trained and the best training-free
+method per dataset, and every val query's outcome under both, beside its edit types and causes.
+
+    from cirlib.demo import DemoConfig, run_demo
+    from cirlib.failure_report import demo_outcomes
+    result = run_demo(DemoConfig())
+    frame, methods = demo_outcomes(result, "cirr")     # methods: (trained, training-free) row names
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .analysis.edits import cirr_edit_types, cirr_vague_captions, fashioniq_edit_types, query_causes
+from .analysis.failures import method_scores, query_outcomes, weimocir_scores
+from .demo import DATASETS, DemoResult
+from .experiments import fusion_method
+from .fusion import ZERO_SHOT_BASELINES
+from .sweep import SELECT_BY
+from .train.stage2 import LAST, load_trained_fusion
+
+
+def best_methods(result: DemoResult, dataset: str) -> tuple[str, str]:
+    """(best trained row, best training-free row) of the demo's table, by the dataset's selection metric."""
+    rows, metric = result.tables[dataset], SELECT_BY[dataset]
+    trained = [name for name in rows if any(name in runs for runs in result.runs.values())]
+    free = [name for name in rows if name not in trained]
+    return max(trained, key=lambda m: rows[m][metric]), max(free, key=lambda m: rows[m][metric])
+
+
+def demo_outcomes(result: DemoResult, dataset: str, k: int = 5) -> tuple[pd.DataFrame, tuple[str, str]]:
+    """(one row per val query with both best methods' ranks and top-``k`` names, (trained, training-free))."""
+    trained, free = best_methods(result, dataset)
+    split = result.splits[dataset]
+    features = {c: s.features for c, s in split.items()} if isinstance(split, dict) else split.features
+    model, _ = load_trained_fusion(Path(result.runs[dataset][trained]) / LAST, device="cpu")
+    scores = {trained: method_scores(fusion_method(model), features)}
+    if free == result.weimocir_label(dataset):
+        scores[free] = weimocir_scores(split, *result.best_cells[dataset], variant=result.config.variant)
+    else:
+        scores[free] = method_scores(ZERO_SHOT_BASELINES[free], features)
+    root = Path(result.config.benchmark) / DATASETS[dataset]
+    if dataset == "fashioniq":
+        types, vague = fashioniq_edit_types(root, list(features)), None
+        texts = [t for f in features.values() for t in f.query_texts]
+    else:
+        types, vague, texts = cirr_edit_types(root), cirr_vague_captions(root), features.query_texts
+    frame = query_outcomes(features, scores, types, query_causes(types, texts, vague),
+                           exclude_reference=dataset == "cirr", k=k)
+    return frame, (trained, free)

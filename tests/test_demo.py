@@ -1,0 +1,95 @@
+"""The main job on the small benchmark with a tiny CLIP: every stage, its numbers, its files, its reuse."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from cirlib.cli import main
+from cirlib.demo import DemoConfig, run_demo
+from cirlib.experiments import evaluate_checkpoint
+from cirlib.failure_report import demo_outcomes
+from cirlib.sweep import SELECT_BY, best_cell
+from tests.helpers import tiny_model_dir
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.fixture(scope="module")
+def demo_run(small_benchmark, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    model, _ = tiny_model_dir(folder / "tiny")
+    config = DemoConfig(benchmark=str(small_benchmark[0]), size="small", model=str(model), device="cpu",
+                        cache=str(folder / "cache"), configs=str(CONFIGS), runs=str(folder / "runs"),
+                        results=str(folder / "results"), epochs=1)
+    return config, run_demo(config)
+
+
+def test_tables_hold_every_method_with_its_own_numbers(demo_run):
+    config, result = demo_run
+    for dataset in ("fashioniq", "cirr"):
+        rows = result.tables[dataset]
+        assert list(rows) == ["image only", "text only", "sum", "sum (normalised inputs)",
+                              result.weimocir_label(dataset), "Combiner", "MoE"]
+        sweep = result.sweeps[dataset]
+        assert best_cell(sweep, SELECT_BY[dataset])[:2] == result.best_cells[dataset]
+        assert rows[result.weimocir_label(dataset)] == sweep.at(*result.best_cells[dataset])
+        # the trained rows are the last epoch's checkpoint, evaluated again from the file
+        for label in ("Combiner", "MoE"):
+            again = evaluate_checkpoint(result.runs[dataset][label] / "last.safetensors", device="cpu")
+            assert again["epoch"] == config.epochs
+            assert again["metrics"] == pytest.approx({k: rows[label][k] for k in again["metrics"] if k in rows[label]})
+
+
+def test_results_files_record_the_config_and_the_tables(demo_run):
+    config, result = demo_run
+    out = Path(config.results)
+    saved = json.loads((out / "demo.json").read_text())
+    assert saved["config"] == json.loads(json.dumps(dataclasses.asdict(config)))
+    assert saved["tables"]["cirr"]["MoE"] == pytest.approx(result.tables["cirr"]["MoE"])
+    assert set(saved["seconds"]) == {"benchmark", "features and zero-shot baselines", "WeiMoCIR α/β sweep",
+                                     "training Combiner and MoE", "tables and figures"}
+    table = (out / "demo_cirr.md").read_text()
+    assert f"| MoE | {result.tables['cirr']['MoE']['R@1']:.1f} |" in table
+    for name in ("demo_fashioniq.md", "demo_recall.png", "demo_sweep.png"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_a_rerun_reuses_the_finished_runs_through_the_cli(demo_run, capsys):
+    config, result = demo_run
+    args = ["demo", "--out", config.benchmark, "--size", "small", "--model", config.model, "--device", "cpu",
+            "--cache", config.cache, "--configs", config.configs, "--runs", config.runs, "--results", config.results,
+            "--epochs", "1"]
+    assert main(args) == 0
+    output = capsys.readouterr().out
+    assert "Expected time on 2 CPU cores" in output and "[5/5] tables and figures" in output
+    assert output.count("resumed after epoch 1") == 4  # four finished runs, none trained again
+    saved = json.loads((Path(config.results) / "demo.json").read_text())
+    assert saved["tables"]["fashioniq"]["Combiner"] == pytest.approx(result.tables["fashioniq"]["Combiner"])
+
+
+def test_a_missing_configs_folder_is_named(demo_run, tmp_path):
+    config, _ = demo_run
+    broken = dataclasses.replace(config, configs=str(tmp_path / "nowhere"), results=str(tmp_path / "results"))
+    with pytest.raises(FileNotFoundError, match="nowhere/synth_combiner_fashioniq.yaml is missing"):
+        run_demo(broken)
+
+
+@pytest.mark.parametrize("dataset", ["fashioniq", "cirr"])
+def test_failure_outcomes_reproduce_the_table_rows_of_both_best_methods(demo_run, dataset):
+    _, result = demo_run
+    frame, (trained, free) = demo_outcomes(result, dataset)
+    rows = result.tables[dataset]
+    assert trained in ("Combiner", "MoE") and free not in ("Combiner", "MoE")
+    assert rows[trained][SELECT_BY[dataset]] == max(rows[m][SELECT_BY[dataset]] for m in ("Combiner", "MoE"))
+    for method in (trained, free):
+        ranks = frame[f"rank {method}"].to_numpy()
+        if dataset == "fashioniq":
+            for category, part in frame.groupby("category"):
+                assert 100 * (part[f"rank {method}"] < 10).mean() == pytest.approx(rows[method][f"{category} R@10"])
+        else:
+            assert 100 * (ranks < 1).mean() == pytest.approx(rows[method]["R@1"])
+    assert all(frame["edit types"].map(len) > 0) and all(frame["causes"].map(len) > 0)
