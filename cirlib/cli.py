@@ -1,4 +1,4 @@
-"""The ``cirlib`` command line: synth, pretrain, zeroshot, train, eval, demo."""
+"""The ``cirlib`` command line: synth, pretrain, zeroshot, train, eval, reproduce, demo."""
 
 from __future__ import annotations
 

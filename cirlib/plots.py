@@ -3,6 +3,7 @@ heatmaps, recall per group."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -113,3 +114,20 @@ def parameter_heatmap(values: np.ndarray, row_values: Sequence[float], column_va
         ax.add_patch(plt.Rectangle((marker[1], marker[0]), 1, 1, fill=False, edgecolor="red", linewidth=2.5))
     ax.set(xlabel=column_label, ylabel=row_label, title=title)
     return ax
+
+
+def composed_queries(examples: Sequence[tuple[Path, str, Path]], thumb: float = 1.8) -> plt.Figure:
+    """What CIR is, one row per example: reference image + modification text -> target image."""
+    figure, axes = plt.subplots(len(examples), 3, figsize=(thumb * 4.2, thumb * 1.1 * len(examples)), squeeze=False,
+                                gridspec_kw={"width_ratios": [1, 2.2, 1]})
+    for row, (reference, text, target) in enumerate(examples):
+        for ax, path, title in ((axes[row, 0], reference, "reference image"), (axes[row, 2], target, "target image")):
+            ax.imshow(Image.open(path))
+            ax.set_title(title, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[row, 1].axis("off")
+        axes[row, 1].text(0.5, 0.5, f"+  “{textwrap.fill(text, 34)}”  →", ha="center", va="center", fontsize=9,
+                          transform=axes[row, 1].transAxes)
+    figure.tight_layout()
+    return figure

@@ -19,7 +19,7 @@ from cirlib.analysis.failures import (failure_examples, failures, grid_inputs, g
 from cirlib.data import CIRR  # noqa: E402
 from cirlib.evaluation import evaluate_cirr, evaluate_fashioniq  # noqa: E402
 from cirlib.fusion import sum_fusion, weighted_similarity  # noqa: E402
-from cirlib.plots import group_recall_bars, retrieval_grid  # noqa: E402
+from cirlib.plots import composed_queries, group_recall_bars, retrieval_grid  # noqa: E402
 from tests.helpers import random_split  # noqa: E402
 
 
@@ -88,7 +88,7 @@ def test_weimocir_scores_are_weighted_similarity_and_categories_concatenate():
 def _toy_frame() -> pd.DataFrame:
     return pd.DataFrame({"reference": ["r0", "r1", "r2", "r3"], "target": ["t0", "t1", "t2", "t3"],
                          "text": ["a", "b", "c", "d"],
-                         "edit types": [["colour"], ["move", "colour"], ["move"], ["count"]],
+                         "edit types": [["colour"], ["move", "colour"], ["move", "move"], ["count"]],
                          "causes": [["global attribute"], ["spatial relation", "global attribute"],
                                     ["spatial relation"], ["count"]],
                          "rank A": [0, 12, 40, 3], "rank B": [20, 1, 2, 30],
@@ -103,7 +103,8 @@ def test_group_table_counts_multi_label_queries_in_each_group():
     assert table["R@10 A"].tolist() == [50.0, 0.0, 100.0] and table["failures A"].tolist() == [1, 2, 0]
     assert table["R@10 B"].tolist() == [50.0, 100.0, 0.0] and table["failures B"].tolist() == [1, 0, 1]
     by_type = group_table(_toy_frame(), by="edit types", k=10)
-    assert by_type.loc["move", "queries"] == 2 and by_type.loc["count", "R@10 A"] == 100.0
+    assert by_type.loc["move", "queries"] == 2 and by_type.loc["count", "R@10 A"] == 100.0  # two moves count once
+    assert by_type.loc["move", "failures A"] == 2
 
 
 def test_failures_are_worst_first_and_grids_mark_the_target(tmp_path):
@@ -135,3 +136,11 @@ def test_image_paths_of_the_synthetic_benchmark(small_benchmark):
     assert path.is_file()
     with pytest.raises(ValueError, match="synth-fashioniq or synth-cirr"):
         synth_image_path(root, "synth-circo")
+
+
+def test_the_readme_picture_has_one_row_per_example(tmp_path):
+    from PIL import Image
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    figure = composed_queries([(tmp_path / "a.png", "is red", tmp_path / "a.png")] * 2)
+    assert np.array(figure.axes).size == 2 * 3 and "is red" in figure.axes[1].texts[0].get_text()
+    plt.close(figure)

@@ -102,8 +102,10 @@ def _methods(frame: pd.DataFrame) -> list[str]:
 
 def group_table(frame: pd.DataFrame, by: str = "causes", k: int = 10) -> pd.DataFrame:
     """Per group of ``by`` ("causes" or "edit types"): the number of queries, each method's R@k (%) and
-    failures (target not in the top k). Causes keep their documented order; edit types go by size."""
+    failures (target not in the top k). A query counts once per group, however many of its edits fall
+    in it. Causes keep their documented order; edit types go by size."""
     exploded = frame.explode(by).dropna(subset=[by])
+    exploded = exploded[~pd.Series(zip(exploded.index, exploded[by]), index=exploded.index).duplicated().to_numpy()]
     table = exploded.groupby(by).size().rename("queries").to_frame()
     for method in _methods(frame):
         hit = exploded[f"rank {method}"] < k
