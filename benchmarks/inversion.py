@@ -3,10 +3,13 @@
 For each seed, trains the three jobs from ``configs/{pic2word,searle,lincir}_synth.yaml`` (seed and
 run folder overridden; a finished run with the same config is reused), builds the val queries of
 all three datasets with each method, and scores them with ``cirlib.evaluation`` beside the
-image-only, text-only and sum baselines. Writes ``<results>/inversion.json`` (every seed's
-metrics, timings, the configs) and prints a mean ± std table.
+image-only, text-only and sum baselines, WeiMoCIR at each dataset's best (α, β) on val (an upper
+bound) and, with ``--fusion-runs``, the Combiner and MoE of ``cirlib train --seeds`` (their best
+epoch; the CIRR-trained model is also scored on CIRCO, which has no training split). Writes
+``<results>/inversion.json`` (every seed's metrics, timings, the configs) and prints a mean ± std
+table.
 
-    python benchmarks/inversion.py --benchmark data/synth --seeds 0 1 2
+    python benchmarks/inversion.py --benchmark data/synth --seeds 0 1 2 --fusion-runs runs/table
 
     python benchmarks/inversion.py --injection-speed   # only the speed check below
 
@@ -28,14 +31,18 @@ import numpy as np
 from cirlib.atomic import write_json
 from cirlib.config import load_config
 from cirlib.encoders import FeatureCache, describe, load_encoder
+from cirlib.encoders.captions import synth_captioned_splits
 from cirlib.evaluation import benchmark_features, evaluate_methods
+from cirlib.experiments import fusion_method
 from cirlib.fusion import ZERO_SHOT_BASELINES
 from cirlib.inversion import (LinCIRConfig, Pic2WordConfig, PromptEncoder, SearleConfig, train_lincir,
                               train_pic2word, train_searle)
 from cirlib.inversion.evaluate import evaluate_inversion, load_inverter
 from cirlib.inversion.loop import CHECKPOINT
 from cirlib.inversion.stream import stream_features
+from cirlib.sweep import SELECT_BY, best_cell, sweep
 from cirlib.train.checkpoint import read_record
+from cirlib.train.stage2 import BEST, load_trained_fusion
 
 JOBS = {"pic2word": (Pic2WordConfig, train_pic2word), "searle": (SearleConfig, train_searle),
         "lincir": (LinCIRConfig, train_lincir)}
@@ -83,6 +90,37 @@ def evaluate_seed(seed: int, configs: dict, work: str, benchmark: str, encoder, 
             evaluated["train_seconds"][name] = round(record["train_seconds"] + record.get("oti_seconds", 0.0), 1)
     write_json(path, evaluated)
     return evaluated
+
+
+def weimocir_best(encoder, cache: FeatureCache, benchmark: str) -> tuple[dict, dict]:
+    """({dataset: metrics} at each dataset's best (α, β) on val, {dataset: (α, β)}), WeiMoCIR "slides"."""
+    metrics, cells = {}, {}
+    for name, split in synth_captioned_splits(encoder, cache, benchmark).items():
+        kind = name.removeprefix("synth-")
+        result = sweep(split, progress=False)
+        alpha, beta, _ = best_cell(result, SELECT_BY[kind])
+        metrics[kind], cells[kind] = result.at(alpha, beta), (alpha, beta)
+    return metrics, cells
+
+
+def fusion_runs(folder: Path, features, fusion: str) -> tuple[list[dict], list[float]]:
+    """Per seed, the FashionIQ- and CIRR-trained ``fusion`` of ``cirlib train --seeds --out folder``
+    (best epoch) scored on val (the CIRR one on CIRR and CIRCO), and their training seconds summed."""
+    runs, seconds = [], []
+    for cirr_run in sorted((folder / f"synth_{fusion}_cirr").glob("seed*")):
+        fiq_run = folder / f"synth_{fusion}_fashioniq" / cirr_run.name
+        scores = {}
+        for run, datasets in ((fiq_run, ("fashioniq",)), (cirr_run, ("cirr", "circo"))):
+            model, _ = load_trained_fusion(run / BEST)
+            results = evaluate_methods(features, {fusion: fusion_method(model)})
+            scores |= {d: results[d][fusion] for d in datasets}
+        runs.append(scores)
+        seconds.append(sum(json.loads((r / "results.json").read_text())["last"]["seconds"]
+                           for r in (fiq_run, cirr_run)))
+    if not runs:
+        raise FileNotFoundError(f"no {folder}/synth_{fusion}_cirr/seed* runs: train them with "
+                                f"`cirlib train --config configs/synth_{fusion}_*.yaml --seeds 0 1 2 --out {folder}`")
+    return runs, seconds
 
 
 def mean_std(values: list[float]) -> list[float]:
@@ -141,6 +179,8 @@ def main() -> None:
     parser.add_argument("--work", default="runs/inversion", help="run folders go to <work>/<method>-seed<k>")
     parser.add_argument("--results", default="results")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--fusion-runs", default=None,
+                        help="folder of `cirlib train --seeds` runs: adds the Combiner and MoE rows")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--injection-speed", action="store_true", help="only time the injection and exit")
     args = parser.parse_args()
@@ -160,7 +200,9 @@ def main() -> None:
 
     baselines = evaluate_methods(features, {name: ZERO_SHOT_BASELINES[name] for name in BASELINES})
     runs: dict[str, list[dict]] = {name: [{d: baselines[d][name] for d in baselines}] for name in BASELINES}
-    train_seconds: dict[str, list[float]] = {name: [] for name in (*BASELINES, *(m[0] for m in METHODS))}
+    weimocir, cells = weimocir_best(encoder, FeatureCache(args.cache), args.benchmark)
+    runs["WeiMoCIR (best α/β on val)"] = [weimocir]
+    train_seconds: dict[str, list[float]] = {name: [] for name in runs} | {m[0]: [] for m in METHODS}
     query_seconds: dict[str, list[float]] = {name: [] for name in train_seconds}
     for seed in args.seeds:
         evaluated = evaluate_seed(seed, configs, args.work, args.benchmark, encoder, prompts, features)
@@ -172,13 +214,17 @@ def main() -> None:
             print(f"seed {seed} {name}: " + json.dumps({f"{d} {c}": round(metrics[d][c], 2) for d, c in COLUMNS}),
                   flush=True)
 
+    for fusion, label in (("combiner", "Combiner"), ("moe", "MoE")) if args.fusion_runs else ():
+        runs[label], train_seconds[label] = fusion_runs(Path(args.fusion_runs), features, fusion)
+        query_seconds[label] = []
+
     rows = {name: {"runs": by_seed, "train_seconds": train_seconds[name], "query_seconds": query_seconds[name],
                    "mean_std": {f"{d} {c}": mean_std([r[d][c] for r in by_seed]) for d, c in COLUMNS}}
             for name, by_seed in runs.items()}
     table = format_rows(rows)
     write_json(Path(args.results) / "inversion.json",
                {"encoder": describe(encoder), "benchmark": str(args.benchmark), "seeds": args.seeds,
-                "stream_seconds": round(stream_seconds, 1),
+                "stream_seconds": round(stream_seconds, 1), "weimocir_cells": cells,
                 "configs": {k: dataclasses.asdict(v) for k, v in configs.items()},
                 "columns": [f"{d} {c}" for d, c in COLUMNS], "rows": rows, "table": table})
     print(f"\n{Path(args.benchmark).name} (val); mean ± std over seeds {args.seeds}; baselines are deterministic\n")
