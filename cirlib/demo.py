@@ -41,7 +41,7 @@ from .sweep import SELECT_BY, SweepResult, best_cell, sweep
 
 DATASETS = {"fashioniq": "synth-fashioniq", "cirr": "synth-cirr"}
 FUSION_LABELS = {"combiner": "Combiner", "moe": "MoE", "bilinear": "Bilinear", "sum": "Sum"}
-FIRST_RUN_MINUTES = {"small": 2, "medium": 11}
+FIRST_RUN_MINUTES = {"small": 1, "medium": 6}
 """A first run's wall time on 2 CPU cores with the default settings (measured; README)."""
 
 
