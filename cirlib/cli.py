@@ -95,7 +95,7 @@ def _reproduce(args: argparse.Namespace) -> None:
     from .reproduce import ReproduceConfig, format_comparison, reproduce
 
     config = ReproduceConfig(**{name: getattr(args, name) for name in ReproduceConfig.__dataclass_fields__})
-    print(f"reproduce config: {json.dumps(vars(args), default=str)}", flush=True)
+    print(f"reproduce config: {json.dumps({k: v for k, v in vars(args).items() if k != 'run'})}", flush=True)
     result = reproduce(config)
     print(format_comparison(result))
     path = Path(args.results) / f"reproduce_{config.dataset}_{config.method}.json"
