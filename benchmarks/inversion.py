@@ -75,9 +75,10 @@ def evaluate_seed(seed: int, configs: dict, work: str, benchmark: str, encoder, 
     key = json.dumps({"configs": {k: dataclasses.asdict(v) for k, v in seeded.items()}, "encoder": encoder.identity,
                       "benchmark": str(Path(benchmark).resolve())}, sort_keys=True)
     path = Path(work) / f"evaluation-seed{seed}.json"
-    if path.is_file() and json.loads(path.read_text()).get("key") == key:
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    if saved.get("key") == key:
         print(f"reusing {path}", flush=True)
-        return json.loads(path.read_text())
+        return saved
     trained = {job: trained_run(job, config) for job, config in seeded.items()}
     evaluated: dict = {"key": key, "metrics": {}, "train_seconds": {}, "query_seconds": {}}
     for name, job, use_oti in METHODS:

@@ -32,9 +32,9 @@ from .analysis.benchmark import format_summary, prepare_benchmark
 from .atomic import write_json, write_text
 from .data.synth.config import preset
 from .encoders import FeatureCache, describe, load_encoder
-from .encoders.captions import synth_captioned_splits
-from .evaluation import CIRR_COLUMNS, FASHIONIQ_COLUMNS, evaluate_cirr, evaluate_fashioniq, markdown_table
-from .experiments import config_variant, run_fusion_job
+from .encoders.captions import split_features, synth_captioned_splits
+from .evaluation import CIRR_COLUMNS, FASHIONIQ_COLUMNS, markdown_table
+from .experiments import config_variant, evaluate, run_fusion_job
 from .fusion import ZERO_SHOT_BASELINES
 from .plots import parameter_heatmap
 from .sweep import SELECT_BY, SweepResult, best_cell, sweep
@@ -105,14 +105,6 @@ STAGES = ["benchmark", "features and zero-shot baselines", "WeiMoCIR α/β sweep
           "tables and figures"]
 
 
-def _features(split):
-    return {c: s.features for c, s in split.items()} if isinstance(split, dict) else split.features
-
-
-def _evaluate(dataset: str, features, method) -> dict[str, float]:
-    return evaluate_fashioniq(features, method) if dataset == "fashioniq" else evaluate_cirr(features, method)
-
-
 def _config_path(config: DemoConfig, dataset: str, fusion: str) -> Path:
     return Path(config.configs) / f"synth_{fusion}_{dataset}.yaml"
 
@@ -128,10 +120,10 @@ def _check_configs(config: DemoConfig) -> None:
 
 
 def _train(config: DemoConfig, dataset: str, fusion: str) -> tuple[Path, dict]:
-    job = config_variant(_config_path(config, dataset, fusion), config.runs, epochs=config.epochs, seed=config.training_seed,
-                         data_root=str(Path(config.benchmark) / DATASETS[dataset]), model=config.model,
-                         pretrained=config.pretrained, preprocess=config.preprocess, cache=config.cache,
-                         device=config.device)
+    job = config_variant(_config_path(config, dataset, fusion), config.runs, epochs=config.epochs,
+                         seed=config.training_seed, data_root=str(Path(config.benchmark) / DATASETS[dataset]),
+                         model=config.model, pretrained=config.pretrained, preprocess=config.preprocess,
+                         cache=config.cache, device=config.device)
     results = run_fusion_job(job, resume=True)
     metrics = {k: v for k, v in results["last"].items() if k in FASHIONIQ_COLUMNS + CIRR_COLUMNS}
     return Path(job.out), metrics
@@ -141,10 +133,10 @@ def _figures(result: DemoResult, out: Path) -> list[Path]:
     figure = Figure(figsize=(12, 3.8))  # not pyplot: files only, whatever the backend
     axes = figure.subplots(1, 2)
     for ax, (dataset, metric) in zip(axes, (("fashioniq", "avg R@10"), ("cirr", "R@10"))):
-        rows = result.tables[dataset]
-        ax.barh(list(rows)[::-1], [m[metric] for m in rows.values()][::-1], color="steelblue")
+        names, values = list(result.tables[dataset])[::-1], [m[metric] for m in result.tables[dataset].values()][::-1]
+        ax.barh(names, values, color="steelblue")
         ax.set(xlabel=f"{metric} (%)", title=f"{DATASETS[dataset]} (val)", xlim=(0, 100))
-        for y, value in enumerate([m[metric] for m in rows.values()][::-1]):
+        for y, value in enumerate(values):
             ax.text(value + 1, y, f"{value:.1f}", va="center", fontsize=8)
     figure.tight_layout()
     recall = out / "demo_recall.png"
@@ -180,7 +172,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
         splits = synth_captioned_splits(encoder, FeatureCache(config.cache), config.benchmark,
                                         datasets=list(DATASETS.values()))
         splits = {dataset: splits[name] for dataset, name in DATASETS.items()}
-        tables = {dataset: {name: _evaluate(dataset, _features(split), method)
+        tables = {dataset: {name: evaluate(dataset, split_features(split), method)
                             for name, method in ZERO_SHOT_BASELINES.items()} for dataset, split in splits.items()}
     sweeps: dict[str, SweepResult] = {}
     best_cells = {}
@@ -216,11 +208,12 @@ def run_demo(config: DemoConfig) -> DemoResult:
 
 
 def _tables_markdown(result: DemoResult) -> dict[str, str]:
-    note = (f"trained rows: epoch {result.config.epochs} of {result.config.epochs}; WeiMoCIR ({result.config.variant}): "
-            "best (α, β) on this val split (an upper bound)")
+    config = result.config
+    note = (f"trained rows: epoch {config.epochs} of {config.epochs}; WeiMoCIR ({config.variant}): best (α, β) on "
+            "this val split (an upper bound)")
+    kinds = {"fashioniq": "recall", "cirr": "CIRR metrics"}
     return {dataset: markdown_table(result.tables[dataset], columns,
-                                    f"{DATASETS[dataset]} (val), {'recall' if dataset == 'fashioniq' else 'CIRR metrics'}"
-                                    f" %, {result.config.model}; {note}")
+                                    f"{DATASETS[dataset]} (val), {kinds[dataset]} %, {config.model}; {note}")
             for dataset, columns in (("fashioniq", FASHIONIQ_COLUMNS), ("cirr", CIRR_COLUMNS))}
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 from .analysis.edits import cirr_edit_types, cirr_vague_captions, fashioniq_edit_types, query_causes
 from .analysis.failures import method_scores, query_outcomes, weimocir_scores
 from .demo import DATASETS, DemoResult
+from .encoders.captions import split_features
 from .experiments import fusion_method
 from .fusion import ZERO_SHOT_BASELINES
 from .sweep import SELECT_BY
@@ -34,7 +35,7 @@ def demo_outcomes(result: DemoResult, dataset: str, k: int = 5) -> tuple[pd.Data
     """(one row per val query with both best methods' ranks and top-``k`` names, (trained, training-free))."""
     trained, free = best_methods(result, dataset)
     split = result.splits[dataset]
-    features = {c: s.features for c, s in split.items()} if isinstance(split, dict) else split.features
+    features = split_features(split)
     model, _ = load_trained_fusion(Path(result.runs[dataset][trained]) / LAST, device="cpu")
     scores = {trained: method_scores(fusion_method(model), features)}
     if free == result.weimocir_label(dataset):

@@ -4,7 +4,8 @@
 types, causes; per method the target's 0-based rank and the top-k names), from each method's
 (queries × gallery) scores. :func:`group_table` then gives recall and failure counts per edit type
 or per cause (a query with several counts in each of its groups), :func:`failures` a method's
-missed queries, :func:`failure_examples` one per group, and :func:`grid_inputs` the arguments of ``cirlib.plots.retrieval_grid`` for them.
+missed queries, :func:`failure_examples` one per group, and :func:`grid_inputs` the arguments of
+``cirlib.plots.retrieval_grid`` for them.
 Ranks use ``cirlib.metrics``' rules (ties by lower gallery index; CIRR without its reference), so
 ``recall`` here equals the benchmark metric.
 """
@@ -21,6 +22,7 @@ import torch
 from ..data import CIRR, FashionIQ
 from ..encoders.captions import CaptionedSplit
 from ..encoders.features import SplitFeatures
+from ..evaluation import similarity
 from ..metrics import top_k_indices
 from ..metrics.ranks import target_ranks
 from ..sweep import ScoreGrid
@@ -36,19 +38,20 @@ def _parts(value):
     return dict(value) if isinstance(value, Mapping) else {"": value}
 
 
+def _each(value, function):
+    """``function`` of one split, or {category: ``function`` of it} for FashionIQ's {category: split}."""
+    return {c: function(v) for c, v in value.items()} if isinstance(value, Mapping) else function(value)
+
+
 def method_scores(method: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], features: Parts) -> Scores:
     """A query-fusion method's cosine scores (fused queries against the normalised gallery)."""
-    def one(f: SplitFeatures) -> torch.Tensor:
-        return method(f.reference, f.text).float() @ torch.nn.functional.normalize(f.gallery.float(), dim=-1).T
-    return {c: one(f) for c, f in features.items()} if isinstance(features, Mapping) else one(features)
+    return _each(features, lambda f: similarity(method, f))
 
 
 def weimocir_scores(split: CaptionedSplit | Mapping[str, CaptionedSplit], alpha: float, beta: float,
                     variant: str = "slides") -> Scores:
     """WeiMoCIR's scores at (α, β)."""
-    def one(s: CaptionedSplit) -> torch.Tensor:
-        return ScoreGrid(s, variant=variant).scores(alpha, beta)
-    return {c: one(s) for c, s in split.items()} if isinstance(split, Mapping) else one(split)
+    return _each(split, lambda s: ScoreGrid(s, variant=variant).scores(alpha, beta))
 
 
 def _columns(features: SplitFeatures, names: Sequence, missing: int | None) -> torch.Tensor:
@@ -104,8 +107,8 @@ def group_table(frame: pd.DataFrame, by: str = "causes", k: int = 10) -> pd.Data
     """Per group of ``by`` ("causes" or "edit types"): the number of queries, each method's R@k (%) and
     failures (target not in the top k). A query counts once per group, however many of its edits fall
     in it. Causes keep their documented order; edit types go by size."""
-    exploded = frame.explode(by).dropna(subset=[by])
-    exploded = exploded[~pd.Series(zip(exploded.index, exploded[by]), index=exploded.index).duplicated().to_numpy()]
+    once = frame[by].map(lambda groups: list(dict.fromkeys(groups)))  # a query counts once per group
+    exploded = frame.assign(**{by: once}).explode(by).dropna(subset=[by])
     table = exploded.groupby(by).size().rename("queries").to_frame()
     for method in _methods(frame):
         hit = exploded[f"rank {method}"] < k

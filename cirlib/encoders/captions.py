@@ -10,7 +10,7 @@ reference code; a file that covers none of the images is an error (it is the wro
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +63,12 @@ class CaptionedSplit:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+
+
+def split_features(split: CaptionedSplit | Mapping[str, CaptionedSplit]) -> SplitFeatures | dict[str, SplitFeatures]:
+    """The evaluation features inside ``split``: one ``SplitFeatures``, or {category: features} for
+    FashionIQ's {category: split}."""
+    return {c: s.features for c, s in split.items()} if isinstance(split, Mapping) else split.features
 
 
 def caption_features(encoder: Encoder, cache: FeatureCache, caption_file: Path | str, names: Sequence[Hashable],
