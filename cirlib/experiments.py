@@ -24,7 +24,7 @@ import yaml
 from .atomic import write_json
 from .config import load_config
 from .encoders import FeatureCache, cirr_features, describe, fashioniq_features, load_encoder
-from .encoders.device import autocast
+from .encoders.device import exact_float32
 from .encoders.features import SplitFeatures
 from .encoders.loading import Encoder
 from .evaluation import Method, evaluate_cirr, evaluate_fashioniq
@@ -40,13 +40,17 @@ ValFeatures = Mapping[str, SplitFeatures] | SplitFeatures
 
 
 def fusion_method(model: torch.nn.Module, chunk: int = 8192) -> Method:
-    """A trained fusion module as an evaluation ``Method``: eval mode, no gradient, in chunks, CPU output."""
+    """A trained fusion module as an evaluation ``Method``: eval mode, no gradient, in chunks, CPU output.
+
+    Always in exact float32 (whatever precision it trained in), so its numbers are the same on every device.
+    """
     device = next(model.parameters(), torch.empty(0)).device
 
     def method(image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         model.eval()
-        with torch.no_grad(), autocast(device):
-            parts = [model(image[i:i + chunk].to(device), text[i:i + chunk].to(device)).float().cpu()
+        with torch.no_grad(), exact_float32():
+            parts = [model(image[i:i + chunk].to(device, torch.float32),
+                           text[i:i + chunk].to(device, torch.float32)).float().cpu()
                      for i in range(0, len(image), chunk)]
         return torch.cat(parts) if parts else torch.empty(0, image.shape[1])
     return method

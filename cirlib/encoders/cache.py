@@ -1,6 +1,6 @@
 """Feature cache: safetensors files keyed by everything that determines the features.
 
-The key hashes the encoder's identity (name + weights hash), its preprocessing, and the inputs
+The key hashes the encoder's identity (name + weights hash), its preprocessing and precision, and the inputs
 (image names with file sizes and modification times, or the texts themselves). It is stored in
 the file's metadata and checked on every read, so a stale file can never be served, even if
 renamed. Extraction runs in chunks, each saved atomically; a killed extraction resumes from the
@@ -23,7 +23,7 @@ from .extract import encode_images, encode_texts
 from .loading import Encoder
 from .tensor_io import save_tensors
 
-FORMAT = "cirlib-features-1"
+FORMAT = "cirlib-features-2"
 
 
 def _key(parts: dict) -> str:
@@ -46,14 +46,14 @@ class FeatureCache:
         """Features of the images ``paths`` (named ``names``), computed once per key. ``label``
         (e.g. "synth-cirr-val") only names the file; the key decides whether it is reused."""
         paths = [Path(p) for p in paths]
-        key = _key({"format": FORMAT, "encoder": encoder.identity, "preprocess": encoder.preprocess_config.to_json(),
-                    "names": list(names), "files": [_file_stamp(p) for p in paths]})
+        key = _key({"format": FORMAT, **encoder.feature_key, "names": list(names),
+                    "files": [_file_stamp(p) for p in paths]})
         return self._cached(key, f"{label}-images", list(names),
                             lambda lo, hi: encode_images(encoder, paths[lo:hi], **encode_options))
 
     def text_features(self, encoder: Encoder, texts: Sequence[str], label: str, **encode_options) -> torch.Tensor:
         """Features of ``texts``, computed once per key."""
-        key = _key({"format": FORMAT, "encoder": encoder.identity, "texts": list(texts)})
+        key = _key({"format": FORMAT, **encoder.feature_key, "texts": list(texts)})
         return self._cached(key, f"{label}-texts", list(texts),
                             lambda lo, hi: encode_texts(encoder, texts[lo:hi], **encode_options))
 

@@ -1,10 +1,25 @@
-"""Device choice and mixed precision, the same on CPU and CUDA."""
+"""Device choice and numeric precision, the same on CPU and CUDA.
+
+Two kinds of computation, two defaults:
+
+- **Evaluation** (features, scores, rankings) runs in IEEE float32 on every device: ``exact_float32``
+  switches TensorFloat-32 off for matmuls and cuDNN convolutions (cuDNN convolutions use TF32 by
+  default), so a table computed on a GPU equals the one computed on a CPU. Reduced precision is an
+  explicit choice (``precision="bfloat16"``), never a device default.
+- **Training** defaults to ``precision="auto"``: bf16 autocast on CUDA (where it is faster) and float32
+  on CPU (where autocast slows matmuls down). Any precision can be asked for on any device, so the
+  reduced-precision paths run in CPU tests too.
+"""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import torch
+
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -17,8 +32,35 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
-def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (where it speeds up matmuls); a no-op on CPU, where it slows them down."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> ``bfloat16`` on CUDA, ``float32`` elsewhere; an explicit precision is kept."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return "bfloat16" if device.type == "cuda" else "float32"
+    return precision
+
+
+@contextlib.contextmanager
+def exact_float32() -> Iterator[None]:
+    """IEEE float32 matmuls and convolutions (no TF32) inside the block; the caller's settings after it.
+
+    Uses torch's ``fp32_precision`` flags only (torch refuses a mix of them and the older
+    ``allow_tf32`` flags). They are process-wide: the block is not meant to run beside other threads.
+    """
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    saved = matmul.fp32_precision, conv.fp32_precision
+    matmul.fp32_precision = conv.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        matmul.fp32_precision, conv.fp32_precision = saved
+
+
+def compute_precision(device: torch.device, precision: str = "float32") -> contextlib.AbstractContextManager:
+    """The context for model code at ``precision`` (see :func:`resolve_precision`): exact float32, or
+    autocast to bf16/fp16 on ``device`` (CPU included, which is how tests reach the reduced paths)."""
+    resolved = resolve_precision(precision, device)
+    if resolved == "float32":
+        return exact_float32()
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[resolved])

@@ -1,5 +1,6 @@
 """Batched feature extraction: images through a DataLoader (decoding in worker processes),
-texts through the tokenizer, both under ``torch.no_grad`` with bf16 autocast on CUDA.
+texts through the tokenizer, both under ``torch.no_grad`` at the encoder's precision (exact float32
+by default, so features are the same on every device; bf16/fp16 autocast when asked for).
 
 Features are the encoders' raw projected embeddings (float32, on the CPU, not normalised):
 methods differ in whether and where they normalise (see the fusion modules).
@@ -16,7 +17,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .device import autocast
+from .device import compute_precision
 from .loading import Encoder
 from .transforms import build_preprocess
 
@@ -49,7 +50,7 @@ def encode_images(encoder: Encoder, paths: Sequence[Path | str], batch_size: int
                         pin_memory=encoder.device.type == "cuda")
     features = []
     for pixels in tqdm(loader, desc="encode images", unit="batch", disable=not progress, mininterval=2.0):
-        with autocast(encoder.device):
+        with compute_precision(encoder.device, encoder.precision):
             features.append(encoder.model.encode_image(pixels.to(encoder.device, non_blocking=True)).float().cpu())
     return torch.cat(features) if features else torch.empty(0, encoder.model.text_projection.shape[1])
 
@@ -61,6 +62,6 @@ def encode_texts(encoder: Encoder, texts: Sequence[str], batch_size: int = 1024,
     for start in tqdm(range(0, len(texts), batch_size), desc="encode texts", unit="batch", disable=not progress,
                       mininterval=2.0):
         tokens = encoder.tokenizer(list(texts[start:start + batch_size])).to(encoder.device)
-        with autocast(encoder.device):
+        with compute_precision(encoder.device, encoder.precision):
             features.append(encoder.model.encode_text(tokens).float().cpu())
     return torch.cat(features) if features else torch.empty(0, encoder.model.text_projection.shape[1])

@@ -6,8 +6,9 @@ checkpoint file, or an open_clip hub name with a pretrained tag.
     load_encoder("RN50x4", pretrained="ckpt.safetensors") # an open_clip architecture + a local file
     load_encoder("ViT-B-32", pretrained="laion2b_s34b_b79k")  # the hub (needs internet; never in tests)
 
-The encoder carries its preprocessing, so callers cannot mismatch it, and an identity string with
-a hash of its weights, which keys every feature cache.
+The encoder carries its preprocessing, so callers cannot mismatch it, the precision its features are
+computed in (float32 by default: the same features on every device), and an identity string with a
+hash of its weights; all three key every feature cache (``feature_key``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import open_clip
 import torch
 
 from .clip_model import build_tokenizer, load_model_dir
-from .device import resolve_device
+from .device import resolve_device, resolve_precision
 from .transforms import CLIP_MEAN, CLIP_STD, PreprocessConfig
 
 BUNDLED = {"synthclip": "models/synthclip"}
@@ -38,11 +39,17 @@ class Encoder:
     name: str
     device: torch.device
     weights_sha256: str
+    precision: str = "float32"   # features in exact float32, or "bfloat16"/"float16" autocast (faster on GPUs)
 
     @property
     def identity(self) -> str:
         """Model name plus a hash of its weights: changes whenever the weights change."""
         return f"{self.name}@{self.weights_sha256[:16]}"
+
+    @property
+    def feature_key(self) -> dict:
+        """Everything about the encoder that determines its features: part of every cache key."""
+        return {"encoder": self.identity, "preprocess": self.preprocess_config.to_json(), "precision": self.precision}
 
 
 def weights_hash(model: torch.nn.Module) -> str:
@@ -65,10 +72,14 @@ def _preprocess_config(kind: str | None, image_size: int, stored: dict) -> Prepr
 
 
 def load_encoder(model: str = "synthclip", pretrained: str | None = None, preprocess: str | None = None,
-                 device: str | torch.device = "auto") -> Encoder:
+                 device: str | torch.device = "auto", precision: str = "float32") -> Encoder:
     """Load a CLIP (see the module docstring); ``preprocess`` overrides the model's own default
-    (``targetpad`` unless the model folder says otherwise; synthclip was trained with ``squarepad``)."""
+    (``targetpad`` unless the model folder says otherwise; synthclip was trained with ``squarepad``).
+    ``precision``: "float32" (default; identical features on CPU and GPU), "bfloat16" or "float16"
+    (autocast: about 2-4x faster extraction on recent GPUs, features differ in the 3rd decimal)."""
     resolved = resolve_device(device)
+    if resolve_precision(precision, resolved) != precision:
+        raise ValueError(f"precision must be float32, bfloat16 or float16 for features, got {precision!r}")
     folder = bundled_model_dir(model) if model in BUNDLED else Path(model)
     if pretrained is None and (folder / "open_clip_config.json").is_file():
         clip, config = load_model_dir(folder)
@@ -91,11 +102,11 @@ def load_encoder(model: str = "synthclip", pretrained: str | None = None, prepro
     clip = clip.to(resolved).eval()
     name = model if pretrained is None else f"{model}:{Path(pretrained).name}"
     return Encoder(model=clip, tokenizer=tokenizer, preprocess_config=_preprocess_config(preprocess, image_size, stored),
-                   name=name, device=resolved, weights_sha256=weights_hash(clip))
+                   name=name, device=resolved, weights_sha256=weights_hash(clip), precision=precision)
 
 
 def describe(encoder: Encoder) -> str:
     """One line for logs: identity, preprocessing, device, parameter count."""
     params = sum(p.numel() for p in encoder.model.parameters())
     return (f"{encoder.identity}  preprocess={json.dumps(encoder.preprocess_config.to_json())}  "
-            f"device={encoder.device}  params={params / 1e6:.1f}M")
+            f"device={encoder.device}  precision={encoder.precision}  params={params / 1e6:.1f}M")

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..atomic import write_json
-from ..encoders.device import autocast
+from ..encoders.device import compute_precision
 from ..encoders.loading import Encoder, describe, load_encoder
 from ..train.checkpoint import load_checkpoint, read_record, save_checkpoint
 from ..train.pretrain import batch_indices
@@ -129,7 +129,7 @@ def fit(config: InversionConfig, phi: Phi, step_loss: StepLoss, rows: int, devic
     for step in progress:
         torch.manual_seed(step_seed(config.seed, step))
         batch = torch.from_numpy(batch_indices(step, batches)).to(device)
-        with autocast(device):
+        with compute_precision(device, "auto"):
             loss, parts = step_loss(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

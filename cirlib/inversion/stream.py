@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from ..data.synth.build import GENERATOR_VERSION
-from ..encoders.device import autocast
+from ..encoders.device import compute_precision
 from ..encoders.extract import encode_texts
 from ..encoders.loading import Encoder
 from ..encoders.tensor_io import save_tensors
@@ -44,7 +44,7 @@ def _encode_pixels(encoder: Encoder, pixels: torch.Tensor, batch_size: int = 512
     features = []
     for start in tqdm(range(0, len(pixels), batch_size), desc="encode stream images", unit="batch", mininterval=2.0):
         batch = uint8_to_input(pixels[start:start + batch_size].to(encoder.device), encoder.preprocess_config)
-        with autocast(encoder.device):
+        with compute_precision(encoder.device, encoder.precision):
             features.append(encoder.model.encode_image(batch).float().cpu())
     return torch.cat(features)
 
@@ -55,8 +55,8 @@ def stream_features(encoder: Encoder, cache: Path | str, seed: int, start: int, 
     the folder ``cache``. Rendering uses ``workers`` processes (default: all cores)."""
     if count < 1:
         raise ValueError(f"count must be positive, got {count}")
-    parts = {"format": FORMAT, "encoder": encoder.identity, "preprocess": encoder.preprocess_config.to_json(),
-             "seed": seed, "start": start, "count": count, "generator": GENERATOR_VERSION}
+    parts = {"format": FORMAT, **encoder.feature_key, "seed": seed, "start": start, "count": count,
+             "generator": GENERATOR_VERSION}
     key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
     path = Path(cache) / f"stream-s{seed}-{start}-{count}-{key[:16]}.safetensors"
     if path.is_file():

@@ -1,7 +1,7 @@
 """Contrastive pretraining of a small CLIP on the synthetic pretraining stream (``cirlib pretrain``).
 
 A readable loop: symmetric InfoNCE with a learnable temperature (open_clip's ``ClipLoss``), AdamW,
-linear warmup then cosine decay, bf16 autocast on CUDA, a checkpoint every ``checkpoint_every``
+linear warmup then cosine decay, bf16 autocast on CUDA (float32 on CPU), a checkpoint every ``checkpoint_every``
 steps that ``--resume`` continues exactly (same batches, same numbers), and text->image recall
 on held-out pairs. The stream's first ``pool_size`` pairs are rendered once and kept in memory
 as uint8 pixels; batches are drawn from a seeded permutation per epoch.
@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from ..atomic import write_json
 from ..data.synth.pretrain import pretraining_pair
 from ..encoders.clip_model import build_clip, build_tokenizer, export_model_dir
-from ..encoders.device import autocast, resolve_device
+from ..encoders.device import compute_precision, exact_float32, resolve_device
 from ..encoders.transforms import PreprocessConfig, geometry, uint8_to_input
 from .checkpoint import load_checkpoint, save_checkpoint
 from .schedule import cosine_lr
@@ -113,7 +113,7 @@ def text_to_image_recall(model, images: torch.Tensor, tokens: torch.Tensor, prep
     model.eval()
     image_features, text_features = [], []
     for start in range(0, len(images), batch):
-        with autocast(device):
+        with exact_float32():
             pixels = uint8_to_input(images[start:start + batch].to(device), preprocess)
             image_features.append(model.encode_image(pixels, normalize=True).float())
             text_features.append(model.encode_text(tokens[start:start + batch].to(device), normalize=True).float())
@@ -153,7 +153,7 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> dict:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, config)
         rows = torch.from_numpy(batch_indices(step, config))
-        with autocast(device):
+        with compute_precision(device, "auto"):
             pixels = uint8_to_input(images[rows].to(device), config.preprocess_config)
             image_features, text_features, logit_scale = model(pixels, tokens[rows].to(device))
             loss = loss_fn(image_features.float(), text_features.float(), logit_scale.float())

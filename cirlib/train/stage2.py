@@ -2,7 +2,7 @@
 
 A readable loop: batch-based classification loss (queries against in-batch targets, logit
 scale 100), AdamW with weight decay on matrices, linear warmup then cosine decay per step, bf16
-autocast on CUDA, validation after every epoch through a callable the caller passes in (the
+autocast on CUDA by default (``precision``; "float32" trains in exact float32 anywhere), validation after every epoch through a callable the caller passes in (the
 dataset's own metric; this layer knows no metrics), the best checkpoint kept, a checkpoint of the
 last epoch that ``resume=True`` continues on the same trajectory, and JSON + CSV logs headed by
 the config. Every epoch's batch order and text forms come from (seed, epoch), and the random
@@ -30,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from ..atomic import write_json, write_text
-from ..encoders.device import autocast
+from ..encoders.device import PRECISIONS, compute_precision
 from ..fusion import build_fusion, fuse, parameter_count
 from .checkpoint import load_checkpoint, read_record, save_checkpoint
 from .distributed import DistContext, gather_rows, init_distributed, mean_over_processes
@@ -65,10 +65,14 @@ class FusionTrainConfig:
     logit_scale: float = 100.0
     seed: int = 0
     device: str = "auto"
-    amp: bool = True                      # bf16 autocast on CUDA (no effect on CPU)
+    precision: str = "auto"               # auto (bf16 autocast on CUDA, float32 on CPU) | float32 | bfloat16 | float16
     selection_metric: str | None = None   # default: FashionIQ "avg" = (R@10 + R@50)/2, CIRR "Avg"
     pseudo_triplets: dict | None = None   # PseudoTripletConfig fields (CLIP-CD augmentation), or None
     out: str = "runs/fusion"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -159,7 +163,7 @@ def train_fusion(config: FusionTrainConfig, data: TripletFeatures, validate: Val
                 rows = order[step * config.batch_size:(step + 1) * config.batch_size]
                 rows = rows[context.rank * local:(context.rank + 1) * local]
                 reference, text, target = (x.to(device, non_blocking=True) for x in epoch_data.batch(rows, forms[rows]))
-                with autocast(device, config.amp):
+                with compute_precision(device, config.precision):
                     query, aux = fuse(wrapped, reference, text)
                 loss = batch_classification_loss(query.float(), gather_rows(target, context), config.logit_scale,
                                                  first_label=context.rank * local)
