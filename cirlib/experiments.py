@@ -25,12 +25,12 @@ from .atomic import write_json
 from .config import load_config
 from .encoders import FeatureCache, cirr_features, describe, fashioniq_features, load_encoder
 from .encoders.device import exact_float32
+from .encoders.distributed import init_distributed
 from .encoders.features import SplitFeatures
 from .encoders.loading import Encoder
 from .evaluation import Method, evaluate_cirr, evaluate_fashioniq
 from .fusion import ZERO_SHOT_BASELINES, parameter_count
 from .inversion import LinCIRConfig, Pic2WordConfig, SearleConfig, train_lincir, train_pic2word, train_searle
-from .train.distributed import barrier, init_distributed
 from .train.pseudo_triplets import PseudoTripletConfig, pseudo_triplets
 from .train.stage2 import FusionTrainConfig, load_trained_fusion, train_fusion
 from .train.triplets import TripletFeatures, cirr_triplets, fashioniq_triplets
@@ -90,12 +90,8 @@ def run_fusion_job(config: FusionTrainConfig, resume: bool = False) -> dict:
     context = init_distributed(config.device)
     encoder = load_encoder(config.model, pretrained=config.pretrained, preprocess=config.preprocess,
                            device=context.device)
-    cache = FeatureCache(config.cache)
-    if not context.is_main:
-        barrier(context)  # the main process fills the cache first; the others then read it
+    cache = FeatureCache(config.cache, context=context)  # under torchrun every process encodes its share
     data, features = train_features(encoder, cache, config), val_features(encoder, cache, config)
-    if context.is_main:
-        barrier(context)
     pseudo, counts, every_k = None, {}, 0
     if config.pseudo_triplets is not None:
         pseudo_config = PseudoTripletConfig(**config.pseudo_triplets)

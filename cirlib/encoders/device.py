@@ -4,8 +4,8 @@ Two kinds of computation, two defaults:
 
 - **Evaluation** (features, scores, rankings) runs in IEEE float32 on every device: ``exact_float32``
   switches TensorFloat-32 off for matmuls and cuDNN convolutions (cuDNN convolutions use TF32 by
-  default), so a table computed on a GPU equals the one computed on a CPU. Reduced precision is an
-  explicit choice (``precision="bfloat16"``), never a device default.
+  default) and any enclosing autocast, so a table computed on a GPU equals the one computed on a CPU.
+  Reduced precision is an explicit choice (``precision="bfloat16"``), never a device default.
 - **Training** defaults to ``precision="auto"``: bf16 autocast on CUDA (where it is faster) and float32
   on CPU (where autocast slows matmuls down). Any precision can be asked for on any device, so the
   reduced-precision paths run in CPU tests too.
@@ -32,18 +32,24 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> ``bfloat16`` on CUDA, ``float32`` elsewhere; an explicit precision is kept."""
+def check_precision(precision: str) -> str:
+    """``precision`` itself, or a ValueError naming the valid ones (configs call this when built)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "auto":
+    return precision
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> ``bfloat16`` on CUDA, ``float32`` elsewhere; an explicit precision is kept."""
+    if check_precision(precision) == "auto":
         return "bfloat16" if device.type == "cuda" else "float32"
     return precision
 
 
 @contextlib.contextmanager
 def exact_float32() -> Iterator[None]:
-    """IEEE float32 matmuls and convolutions (no TF32) inside the block; the caller's settings after it.
+    """IEEE float32 matmuls and convolutions inside the block: no TF32, no enclosing autocast (on CPU or
+    CUDA); the caller's settings after it.
 
     Uses torch's ``fp32_precision`` flags only (torch refuses a mix of them and the older
     ``allow_tf32`` flags). They are process-wide: the block is not meant to run beside other threads.
@@ -52,7 +58,8 @@ def exact_float32() -> Iterator[None]:
     saved = matmul.fp32_precision, conv.fp32_precision
     matmul.fp32_precision = conv.fp32_precision = "ieee"
     try:
-        yield
+        with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+            yield
     finally:
         matmul.fp32_precision, conv.fp32_precision = saved
 

@@ -64,7 +64,13 @@ def load_balancing_loss(weights: torch.Tensor) -> torch.Tensor:
 
 
 def route(logits: torch.Tensor, top_k: int, routing: str) -> torch.Tensor:
-    """(N, E) mixing weights: softmax over the top-k logits of each row (zeros elsewhere), or over all."""
+    """(N, E) float32 mixing weights: softmax over the top-k logits of each row (zeros elsewhere), or over all.
+
+    Always float32, whatever the logits' precision: under CUDA autocast the router's logits are bf16
+    while softmax returns float32 (CPU autocast keeps it bf16), so the dtype is fixed here, not left
+    to the device. Widening bf16/fp16 to float32 is exact, so the top-k choice is unchanged.
+    """
+    logits = logits.float()
     if routing == "soft":
         return torch.softmax(logits, dim=-1)
     values, indices = logits.topk(top_k, dim=-1)
@@ -121,13 +127,17 @@ class MoECombiner(nn.Module):
         return logits
 
     def mixture(self, joint: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """sum_e w_e * expert_e(h), running each expert only on the rows that route to it."""
-        out = joint.new_zeros(joint.shape[0], self.experts[0][0].out_features)
+        """sum_e w_e * expert_e(h), running each expert only on the rows that route to it.
+
+        The sum accumulates in float32 (the weights' dtype) and comes back in the joint's dtype,
+        which is what the next layer's parameters expect when the model itself is bf16/fp16.
+        """
+        out = torch.zeros(joint.shape[0], self.experts[0][0].out_features, dtype=torch.float32, device=joint.device)
         for index, expert in enumerate(self.experts):
             rows = weights[:, index].nonzero().squeeze(1)
             if rows.numel():
-                out = out.index_add(0, rows, (expert(joint[rows]) * weights[rows, index, None]).to(out.dtype))
-        return out
+                out = out.index_add(0, rows, expert(joint[rows]).float() * weights[rows, index, None])
+        return out.to(joint.dtype)
 
     def forward(self, image: torch.Tensor, text: torch.Tensor, return_routing: bool = False,
                 disabled_experts: Sequence[int] = ()) -> torch.Tensor | tuple[torch.Tensor, Routing]:

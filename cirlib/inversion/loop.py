@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..atomic import write_json
-from ..encoders.device import compute_precision
+from ..encoders.device import check_precision, compute_precision
 from ..encoders.loading import Encoder, describe, load_encoder
 from ..train.checkpoint import load_checkpoint, read_record, save_checkpoint
 from ..train.pretrain import batch_indices
@@ -61,7 +61,11 @@ class InversionConfig:
     log_every: int = 50
     checkpoint_every: int = 250
     device: str = "auto"
+    precision: str = "auto"           # auto (bf16 autocast on CUDA, float32 on CPU) | float32 | bfloat16 | float16
     workers: int | None = None
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
 
 
 @dataclass
@@ -129,7 +133,7 @@ def fit(config: InversionConfig, phi: Phi, step_loss: StepLoss, rows: int, devic
     for step in progress:
         torch.manual_seed(step_seed(config.seed, step))
         batch = torch.from_numpy(batch_indices(step, batches)).to(device)
-        with compute_precision(device, "auto"):
+        with compute_precision(device, config.precision):
             loss, parts = step_loss(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

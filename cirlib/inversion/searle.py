@@ -117,7 +117,7 @@ def oti(prompts: PromptEncoder, bank: ConceptBank, image_features: torch.Tensor,
         for _ in range(config.oti_steps):
             template_rows = torch.randint(len(templates), (len(v),), generator=generator).to(device)
             phrase_rows = bank.draw(concepts, generator)
-            with compute_precision(device, "auto"):
+            with compute_precision(device, config.precision):
                 cosine = 1 - F.cosine_similarity(prompts(templates[template_rows], words).float(), v, dim=-1).mean()
                 loss = (cosine + config.oti_lambda_reg * bank.loss(words, phrase_rows)) / (1 + config.oti_lambda_reg)
             optimizer.zero_grad(set_to_none=True)

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from ..atomic import write_json
 from ..data.synth.pretrain import pretraining_pair
 from ..encoders.clip_model import build_clip, build_tokenizer, export_model_dir
-from ..encoders.device import compute_precision, exact_float32, resolve_device
+from ..encoders.device import check_precision, compute_precision, exact_float32, resolve_device
 from ..encoders.transforms import PreprocessConfig, geometry, uint8_to_input
 from .checkpoint import load_checkpoint, save_checkpoint
 from .schedule import cosine_lr
@@ -56,7 +56,11 @@ class PretrainConfig:
     eval_every: int = 200
     checkpoint_every: int = 200
     device: str = "auto"
+    precision: str = "auto"           # auto (bf16 autocast on CUDA, float32 on CPU) | float32 | bfloat16 | float16
     workers: int | None = None
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
 
     @property
     def preprocess_config(self) -> PreprocessConfig:
@@ -153,7 +157,7 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> dict:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, config)
         rows = torch.from_numpy(batch_indices(step, config))
-        with compute_precision(device, "auto"):
+        with compute_precision(device, config.precision):
             pixels = uint8_to_input(images[rows].to(device), config.preprocess_config)
             image_features, text_features, logit_scale = model(pixels, tokens[rows].to(device))
             loss = loss_fn(image_features.float(), text_features.float(), logit_scale.float())

@@ -30,10 +30,10 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from ..atomic import write_json, write_text
-from ..encoders.device import PRECISIONS, compute_precision
+from ..encoders.device import check_precision, compute_precision
+from ..encoders.distributed import DistContext, gather_rows, init_distributed, mean_over_processes
 from ..fusion import build_fusion, fuse, parameter_count
 from .checkpoint import load_checkpoint, read_record, save_checkpoint
-from .distributed import DistContext, gather_rows, init_distributed, mean_over_processes
 from .loss import batch_classification_loss
 from .pretrain import parameter_groups
 from .schedule import cosine_lr
@@ -71,8 +71,7 @@ class FusionTrainConfig:
     out: str = "runs/fusion"
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_precision(self.precision)
 
     def to_json(self) -> dict:
         return asdict(self)
