@@ -10,6 +10,16 @@ import yaml
 
 T = TypeVar("T")
 
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+"""Numeric precisions a job can ask for (``cirlib.encoders.device`` says what each does on each device)."""
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` itself, or a ValueError naming the valid ones (configs call this when built)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
+
 
 def load_config(cls: type[T], path: Path | str | None = None, **overrides: Any) -> T:
     """``cls`` from the YAML file at ``path`` (optional), then ``overrides`` (None values ignored).

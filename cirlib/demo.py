@@ -30,9 +30,11 @@ from matplotlib.figure import Figure
 
 from .analysis.benchmark import format_summary, prepare_benchmark
 from .atomic import write_json, write_text
+from .config import check_precision
 from .data.synth.config import preset
 from .encoders import FeatureCache, describe, load_encoder
 from .encoders.captions import split_features, synth_captioned_splits
+from .encoders.device import resolve_device
 from .evaluation import CIRR_COLUMNS, FASHIONIQ_COLUMNS, markdown_table
 from .experiments import config_variant, evaluate, run_fusion_job
 from .fusion import ZERO_SHOT_BASELINES
@@ -43,6 +45,8 @@ DATASETS = {"fashioniq": "synth-fashioniq", "cirr": "synth-cirr"}
 FUSION_LABELS = {"combiner": "Combiner", "moe": "MoE", "bilinear": "Bilinear", "sum": "Sum"}
 FIRST_RUN_MINUTES = {"small": 1, "medium": 6}
 """A first run's wall time on 2 CPU cores with the default settings (measured; README)."""
+GPU_STAGE_SECONDS = {"benchmark": 20, "features and zero-shot baselines": 11, "WeiMoCIR α/β sweep": 1}
+"""Stages of a first medium run on one H200 with 16 cores (issue 13; training was not timed there)."""
 
 
 @dataclass
@@ -57,6 +61,7 @@ class DemoConfig:
     pretrained: str | None = None
     preprocess: str | None = None
     device: str = "auto"
+    precision: str = "auto"             # training: bf16 autocast on CUDA, float32 on CPU; "float32" anywhere
     cache: str = "data/cache"
     configs: str = "configs"            # holds synth_<fusion>_<dataset>.yaml
     fusions: list = field(default_factory=lambda: ["combiner", "moe"])
@@ -65,6 +70,9 @@ class DemoConfig:
     runs: str = "runs/demo"             # training runs go to <runs>/<config name>-<hash>
     variant: str = "slides"             # WeiMoCIR's scoring (cirlib.fusion.weighted)
     results: str = "results"
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
 
 
 @dataclass
@@ -123,7 +131,7 @@ def _train(config: DemoConfig, dataset: str, fusion: str) -> tuple[Path, dict]:
     job = config_variant(_config_path(config, dataset, fusion), config.runs, epochs=config.epochs,
                          seed=config.training_seed, data_root=str(Path(config.benchmark) / DATASETS[dataset]),
                          model=config.model, pretrained=config.pretrained, preprocess=config.preprocess,
-                         cache=config.cache, device=config.device)
+                         cache=config.cache, device=config.device, precision=config.precision)
     results = run_fusion_job(job, resume=True)
     metrics = {k: v for k, v in results["last"].items() if k in FASHIONIQ_COLUMNS + CIRR_COLUMNS}
     return Path(job.out), metrics
@@ -157,8 +165,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
     """Run every stage (see the module docstring), print the tables and save them with the figures."""
     print(f"CIR Lab demo: synthetic benchmark -> {config.model} features -> zero-shot baselines -> WeiMoCIR at the "
           f"best α/β -> trained {' and '.join(FUSION_LABELS.get(f, f) for f in config.fusions)} -> tables.\n"
-          f"Expected time on 2 CPU cores: about {FIRST_RUN_MINUTES.get(config.size, '?')} minutes for size="
-          f"{config.size} on a first run; about a minute when the benchmark, features and runs are already there.\n"
+          f"{expected_time(config)}\n"
           f"demo config: {json.dumps(dataclasses.asdict(config))}", flush=True)
     _check_configs(config)
     stage = _Stages(STAGES)
@@ -205,6 +212,17 @@ def run_demo(config: DemoConfig) -> DemoResult:
     print(f"\nsaved {out}/demo.json, " + ", ".join(result.files) + f"\ndemo finished in {total / 60:.1f} minutes "
           f"({', '.join(f'{k}: {v:.0f} s' for k, v in stage.seconds.items())})", flush=True)
     return result
+
+
+def expected_time(config: DemoConfig) -> str:
+    """What the user should expect, for the device the demo will run on (figures measured; README)."""
+    if resolve_device(config.device).type == "cuda":
+        stages = ", ".join(f"{name} {seconds} s" for name, seconds in GPU_STAGE_SECONDS.items())
+        return (f"Expected time on a GPU, measured for size=medium on one H200 with 16 cores: {stages}, each trained "
+                "model a few seconds; rendering the benchmark on fewer cores takes longer.")
+    return (f"Expected time on 2 CPU cores: about {FIRST_RUN_MINUTES.get(config.size, '?')} minutes for "
+            f"size={config.size} on a first run; about a minute when the benchmark, features and runs are already "
+            "there.")
 
 
 def _tables_markdown(result: DemoResult) -> dict[str, str]:

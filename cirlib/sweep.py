@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .encoders import resolve_device
+from .encoders.device import exact_float32
 from .encoders.captions import CaptionedSplit
 from .evaluation import CIRCO_KS, CIRR_KS, CIRR_SUBSET_KS, FASHIONIQ_KS
 from .fusion.weighted import VARIANTS, weighted_similarity
@@ -80,6 +81,7 @@ class _Side:
     Y_r = b·targets_r^T are (R, Q, G).
     """
 
+    @exact_float32()  # IEEE float32 products on CUDA too (no TF32), so sweeps equal the CPU's
     def __init__(self, a: torch.Tensor, b: torch.Tensor, targets: torch.Tensor) -> None:
         targets_t = targets.transpose(1, 2)
         self.x, self.y = a @ targets_t, b @ targets_t
@@ -297,7 +299,7 @@ def sweep(split: Split, alphas: Sequence[float] = GRID, betas: Sequence[float] =
     ``captions`` picks caption indices (0-based; None: all R), e.g. (0,) for the full captions only.
     ``exclude_reference`` is CIRCO's flag (default: SEARLE's protocol, reference kept); CIRR always
     removes it. Queries go in chunks of about ``chunk_elements`` scores per caption to bound memory.
-    Float32 throughout, also on CUDA (no bf16: the numbers must equal the plain path).
+    Exact float32 throughout, also on CUDA (no bf16, no TF32: the numbers must equal the plain path and the CPU's).
     """
     return _run(split, alphas, betas, variant, captions,
                 lambda s, a, b: _one_split_sweep(s, a, b, variant, exclude_reference, device, chunk_elements,

@@ -7,13 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from cirlib.cli import main
-from cirlib.demo import DemoConfig, run_demo
+from cirlib.demo import DemoConfig, _train, expected_time, run_demo
 from cirlib.experiments import evaluate_checkpoint
 from cirlib.failure_report import demo_outcomes
 from cirlib.sweep import SELECT_BY, best_cell
 from tests.helpers import tiny_model_dir
+from tests.precision import cuda_float32_policy
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -93,3 +95,22 @@ def test_failure_outcomes_reproduce_the_table_rows_of_both_best_methods(demo_run
         else:
             assert 100 * (ranks < 1).mean() == pytest.approx(rows[method]["R@1"])
     assert all(frame["edit types"].map(len) > 0) and all(frame["causes"].map(len) > 0)
+
+
+def test_the_training_stage_runs_in_bf16_as_on_a_gpu_and_stays_near_float32(demo_run, tmp_path):
+    """Stage 4 as a CUDA machine runs it (bf16 autocast, CUDA's float32 ops): the MoE crashed there (issue 13)."""
+    config, result = demo_run
+    low = dataclasses.replace(config, precision="bfloat16", runs=str(tmp_path / "runs"))
+    for dataset, metric in (("fashioniq", "avg R@10"), ("cirr", "R@10")):
+        for fusion, label in (("combiner", "Combiner"), ("moe", "MoE")):
+            with cuda_float32_policy():
+                run, metrics = _train(low, dataset, fusion)
+            assert json.loads((run / "results.json").read_text())["config"]["precision"] == "bfloat16"
+            assert abs(metrics[metric] - result.tables[dataset][label][metric]) <= 10, (dataset, label)
+
+
+def test_the_expected_time_names_the_device_it_was_measured_on(monkeypatch):
+    assert expected_time(DemoConfig(device="cpu")).startswith("Expected time on 2 CPU cores: about 6 minutes")
+    monkeypatch.setattr("cirlib.demo.resolve_device", lambda device: torch.device("cuda"))
+    message = expected_time(DemoConfig())
+    assert message.startswith("Expected time on a GPU") and "H200" in message and "CPU cores:" not in message

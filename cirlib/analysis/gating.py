@@ -12,17 +12,20 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..encoders.device import exact_float32
 from ..fusion.moe import MoECombiner
 from .edits import EditTypes
 
 
 @torch.no_grad()
+@exact_float32()  # the same routing on every device, as for every evaluation number
 def routing_weights(model: MoECombiner, image: torch.Tensor, text: torch.Tensor,
                     disabled_experts: Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, E) mixing weights and (N, D) vector gates of ``model`` in eval mode."""
+    """(N, E) mixing weights and (N, D) vector gates of ``model`` in eval mode, float32 on the CPU."""
     model.eval()
     device = next(model.parameters()).device
-    _, routing = model(image.to(device), text.to(device), return_routing=True, disabled_experts=disabled_experts)
+    _, routing = model(image.to(device, torch.float32), text.to(device, torch.float32), return_routing=True,
+                       disabled_experts=disabled_experts)
     return routing.weights.float().cpu(), routing.gate.float().cpu()
 
 

@@ -18,7 +18,8 @@ from collections.abc import Iterator
 
 import torch
 
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+from ..config import PRECISIONS, check_precision
+
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -30,13 +31,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r} was asked for but CUDA is not available; use device='auto' or 'cpu'")
     return resolved
-
-
-def check_precision(precision: str) -> str:
-    """``precision`` itself, or a ValueError naming the valid ones (configs call this when built)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    return precision
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..atomic import write_json
-from ..encoders.device import check_precision, compute_precision
+from ..config import check_precision
+from ..encoders.device import compute_precision
 from ..encoders.loading import Encoder, describe, load_encoder
 from ..train.checkpoint import load_checkpoint, read_record, save_checkpoint
 from ..train.pretrain import batch_indices

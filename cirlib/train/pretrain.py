@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 from ..atomic import write_json
 from ..data.synth.pretrain import pretraining_pair
 from ..encoders.clip_model import build_clip, build_tokenizer, export_model_dir
-from ..encoders.device import check_precision, compute_precision, exact_float32, resolve_device
+from ..config import check_precision
+from ..encoders.device import compute_precision, exact_float32, resolve_device
 from ..encoders.transforms import PreprocessConfig, geometry, uint8_to_input
 from .checkpoint import load_checkpoint, save_checkpoint
 from .schedule import cosine_lr

@@ -30,7 +30,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from ..atomic import write_json, write_text
-from ..encoders.device import check_precision, compute_precision
+from ..config import check_precision
+from ..encoders.device import compute_precision
 from ..encoders.distributed import DistContext, gather_rows, init_distributed, mean_over_processes
 from ..fusion import build_fusion, fuse, parameter_count
 from .checkpoint import load_checkpoint, read_record, save_checkpoint
