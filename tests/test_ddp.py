@@ -1,5 +1,6 @@
 """Two CPU processes under DistributedDataParallel (gloo) train what one process does on the same global
-batch: each takes half of every batch, the targets are gathered, gradients are averaged."""
+batch: each takes half of every batch, the targets are gathered, gradients are averaged. ``free_port`` and
+``as_torchrun_process`` start such processes for other tests too."""
 
 from __future__ import annotations
 
@@ -19,17 +20,23 @@ NO_DROPOUT = {"combiner": {"projection_dim": 32, "hidden_dim": 32, "dropout": 0.
               "moe": {"projection_dim": 16, "hidden_dim": 24, "dropout": 0.0, "expert_dropout": 0.0}}
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+def as_torchrun_process(rank: int, world_size: int, port: int) -> None:
+    """The environment torchrun gives each process (on one node, one CPU thread each)."""
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_WORLD_SIZE": str(world_size),
+                       "OMP_NUM_THREADS": "1"})
+    torch.set_num_threads(1)
+
+
 def _worker(rank: int, world_size: int, port: int, run_configs) -> None:
     """What torchrun does for each process: the environment, then the ordinary entry point."""
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world_size), "OMP_NUM_THREADS": "1"})
-    torch.set_num_threads(1)
+    as_torchrun_process(rank, world_size, port)
     try:
         for run_config in run_configs:
             train_fusion(run_config, toy_task()[0], None, progress=False)
@@ -39,11 +46,12 @@ def _worker(rank: int, world_size: int, port: int, run_configs) -> None:
 
 def test_two_processes_match_one_process_on_the_same_global_batch(tmp_path):
     fusions = list(NO_DROPOUT)
+    # device "cpu" (gloo) even where CUDA is visible: the test is about CPU processes
     runs = {(fusion, mode): config(tmp_path / mode / fusion, fusion=fusion, fusion_options=NO_DROPOUT[fusion],
-                                   epochs=2) for fusion in fusions for mode in ("single", "ddp")}
+                                   epochs=2, device="cpu") for fusion in fusions for mode in ("single", "ddp")}
     for fusion in fusions:
         train_fusion(runs[fusion, "single"], toy_task()[0], None, progress=False)
-    mp.spawn(_worker, args=(2, _free_port(), [runs[f, "ddp"] for f in fusions]), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), [runs[f, "ddp"] for f in fusions]), nprocs=2, join=True)
     held_out = toy_task()[1]
     for fusion in fusions:
         one, two = (load_file(str(tmp_path / mode / fusion / "run" / "last.safetensors")) for mode in ("single", "ddp"))

@@ -5,10 +5,18 @@ The key hashes the encoder's identity (name + weights hash), its preprocessing a
 the file's metadata and checked on every read, so a stale file can never be served, even if
 renamed. Extraction runs in chunks, each saved atomically; a killed extraction resumes from the
 chunks on disk, and only complete files ever carry the final name.
+
+Under ``torchrun`` (a cache with a multi-process ``DistContext``) every process encodes its share of
+each chunk's batches and receives the whole chunk (see :mod:`cirlib.encoders.extract`), so the one
+file written equals a single process's. Only the main process touches files: it alone reads, writes
+and removes them, decides whether a file on disk is used (and broadcasts that decision, so all
+processes take the same collective path whatever the file system shows them), and sends what it
+read to the others. No other process can read a half-written file or race it for a write.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -17,8 +25,8 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file
 
+from .distributed import DistContext, broadcast_from_main, main_decides
 from .extract import encode_images, encode_texts
 from .loading import Encoder
 from .tensor_io import save_tensors
@@ -36,10 +44,12 @@ def _file_stamp(path: Path) -> list:
 
 
 class FeatureCache:
-    """Image and text features for one folder of safetensors files."""
+    """Image and text features for one folder of safetensors files, extracted by this process alone or,
+    with a multi-process ``context``, by all of its processes together (each must then ask for the same
+    features in the same order)."""
 
-    def __init__(self, folder: Path | str, chunk_size: int = 4096) -> None:
-        self.folder, self.chunk_size = Path(folder), chunk_size
+    def __init__(self, folder: Path | str, chunk_size: int = 4096, context: DistContext | None = None) -> None:
+        self.folder, self.chunk_size, self.context = Path(folder), chunk_size, context
 
     def image_features(self, encoder: Encoder, names: Sequence[str], paths: Sequence[Path | str], label: str,
                        **encode_options) -> torch.Tensor:
@@ -49,42 +59,55 @@ class FeatureCache:
         key = _key({"format": FORMAT, **encoder.feature_key, "names": list(names),
                     "files": [_file_stamp(p) for p in paths]})
         return self._cached(key, f"{label}-images", list(names),
-                            lambda lo, hi: encode_images(encoder, paths[lo:hi], **encode_options))
+                            lambda lo, hi: encode_images(encoder, paths[lo:hi], context=self.context, **encode_options))
 
     def text_features(self, encoder: Encoder, texts: Sequence[str], label: str, **encode_options) -> torch.Tensor:
         """Features of ``texts``, computed once per key."""
         key = _key({"format": FORMAT, **encoder.feature_key, "texts": list(texts)})
         return self._cached(key, f"{label}-texts", list(texts),
-                            lambda lo, hi: encode_texts(encoder, texts[lo:hi], **encode_options))
+                            lambda lo, hi: encode_texts(encoder, texts[lo:hi], context=self.context, **encode_options))
 
     def path_for(self, key: str, label: str) -> Path:
         return self.folder / f"{label}-{key[:16]}.safetensors"
 
-    def _cached(self, key: str, label: str, items: list[str], encode: Callable[[int, int], torch.Tensor]) -> torch.Tensor:
+    def _cached(self, key: str, label: str, items: list[str],
+                encode: Callable[[int, int], torch.Tensor]) -> torch.Tensor:
         path = self.path_for(key, label)
-        stored = _read(path, key)
-        if stored is not None:
-            return stored
-        chunks = []
-        for index, start in enumerate(range(0, len(items), self.chunk_size)):
-            part = path.with_name(f".{path.stem}.part{index:05d}.safetensors")
-            features = _read(part, key)
-            if features is None:
-                features = encode(start, start + self.chunk_size)
-                save_tensors(part, {"features": features}, {"key": key})
-            chunks.append(features)
-        features = torch.cat(chunks) if chunks else torch.empty(0)
-        save_tensors(path, {"features": features}, {"key": key, "items": json.dumps(items)})
-        for index in range(len(chunks)):
-            path.with_name(f".{path.stem}.part{index:05d}.safetensors").unlink(missing_ok=True)
+        starts = range(0, len(items), self.chunk_size)
+        parts = [path.with_name(f".{path.stem}.part{index:05d}.safetensors") for index in range(len(starts))]
+
+        def chunks() -> torch.Tensor:
+            pieces = [self._stored_or(part, key, functools.partial(encode, start, start + self.chunk_size))
+                      for part, start in zip(parts, starts)]
+            return torch.cat(pieces) if pieces else torch.empty(0)
+        features = self._stored_or(path, key, chunks, {"items": json.dumps(items)})
+        if self._is_main:  # no chunk outlives its complete file
+            for part in parts:
+                part.unlink(missing_ok=True)
+        return features
+
+    @property
+    def _is_main(self) -> bool:
+        return self.context is None or self.context.is_main
+
+    def _stored_or(self, path: Path, key: str, compute: Callable[[], torch.Tensor],
+                   metadata: dict[str, str] | None = None) -> torch.Tensor:
+        """The features the main process finds at ``path`` under ``key``, sent to every process; else
+        ``compute()`` on every process (collectively), saved by the main process."""
+        stored = _read(path, key) if self._is_main else None
+        if main_decides(stored is not None, self.context):
+            return broadcast_from_main(stored, self.context)
+        features = compute()
+        if self._is_main:
+            save_tensors(path, {"features": features}, {"key": key, **(metadata or {})})
         return features
 
 
 def _read(path: Path, key: str) -> torch.Tensor | None:
-    """The features stored at ``path`` if it exists and carries ``key``; else None."""
-    if not path.is_file():
+    """The features stored at ``path`` if it exists and carries ``key``; else None. One open: a file that
+    another job replaces meanwhile is read whole or not at all."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return handle.get_tensor("features") if (handle.metadata() or {}).get("key") == key else None
+    except FileNotFoundError:
         return None
-    with safe_open(str(path), framework="pt") as handle:
-        if (handle.metadata() or {}).get("key") != key:
-            return None
-    return load_file(str(path))["features"]

@@ -4,6 +4,10 @@ by default, so features are the same on every device; bf16/fp16 autocast when as
 
 Features are the encoders' raw projected embeddings (float32, on the CPU, not normalised):
 methods differ in whether and where they normalise (see the fusion modules).
+
+With a multi-process ``DistContext`` (under ``torchrun``) every process encodes every N-th batch and
+all of them receive all features, in order: the batches are those of a single process, so the
+features are identical to its own. All processes must then call with the same inputs.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .device import compute_precision
+from .distributed import DistContext, gather_batches, shard_batches
 from .loading import Encoder
 from .transforms import build_preprocess
 
@@ -37,31 +42,47 @@ class ImageFiles(Dataset):
 
 
 def default_workers() -> int:
-    """Decoding workers: all cores but the one running the model (none on a single core)."""
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
+    """Decoding workers: this process's share of the cores (torchrun's ``LOCAL_WORLD_SIZE`` processes
+    share them) but the one running the model (none on a single core)."""
+    share = (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(0, min(8, share - 1))
+
+
+def _features(batches: list[torch.Tensor], encoder: Encoder) -> torch.Tensor:
+    """The batches' features as one (N, D) tensor; (0, D) without batches (a process may have none)."""
+    return torch.cat(batches) if batches else torch.empty(0, encoder.model.text_projection.shape[1])
+
+
+def _shows(progress: bool, context: DistContext | None) -> bool:
+    """Progress bars on the main process only."""
+    return progress and (context is None or context.is_main)
 
 
 @torch.no_grad()
 def encode_images(encoder: Encoder, paths: Sequence[Path | str], batch_size: int = 256,
-                  num_workers: int | None = None, progress: bool = True) -> torch.Tensor:
-    """(N, D) image features of the files at ``paths``, in order."""
-    loader = DataLoader(ImageFiles(paths, build_preprocess(encoder.preprocess_config)), batch_size=batch_size,
+                  num_workers: int | None = None, progress: bool = True,
+                  context: DistContext | None = None) -> torch.Tensor:
+    """(N, D) image features of the files at ``paths``, in order (shared out over ``context``'s processes)."""
+    mine = shard_batches(paths, batch_size, context)
+    loader = DataLoader(ImageFiles(mine, build_preprocess(encoder.preprocess_config)), batch_size=batch_size,
                         num_workers=default_workers() if num_workers is None else num_workers,
                         pin_memory=encoder.device.type == "cuda")
     features = []
-    for pixels in tqdm(loader, desc="encode images", unit="batch", disable=not progress, mininterval=2.0):
+    for pixels in tqdm(loader, desc="encode images", unit="batch", disable=not _shows(progress, context),
+                       mininterval=2.0):
         with compute_precision(encoder.device, encoder.precision):
             features.append(encoder.model.encode_image(pixels.to(encoder.device, non_blocking=True)).float().cpu())
-    return torch.cat(features) if features else torch.empty(0, encoder.model.text_projection.shape[1])
+    return gather_batches(_features(features, encoder), len(paths), batch_size, context)
 
 
 @torch.no_grad()
-def encode_texts(encoder: Encoder, texts: Sequence[str], batch_size: int = 1024, progress: bool = True) -> torch.Tensor:
-    """(N, D) text features of ``texts``, in order."""
-    features = []
-    for start in tqdm(range(0, len(texts), batch_size), desc="encode texts", unit="batch", disable=not progress,
-                      mininterval=2.0):
-        tokens = encoder.tokenizer(list(texts[start:start + batch_size])).to(encoder.device)
+def encode_texts(encoder: Encoder, texts: Sequence[str], batch_size: int = 1024, progress: bool = True,
+                 context: DistContext | None = None) -> torch.Tensor:
+    """(N, D) text features of ``texts``, in order (shared out over ``context``'s processes)."""
+    mine, features = shard_batches(texts, batch_size, context), []
+    for start in tqdm(range(0, len(mine), batch_size), desc="encode texts", unit="batch",
+                      disable=not _shows(progress, context), mininterval=2.0):
+        tokens = encoder.tokenizer(mine[start:start + batch_size]).to(encoder.device)
         with compute_precision(encoder.device, encoder.precision):
             features.append(encoder.model.encode_text(tokens).float().cpu())
-    return torch.cat(features) if features else torch.empty(0, encoder.model.text_projection.shape[1])
+    return gather_batches(_features(features, encoder), len(texts), batch_size, context)

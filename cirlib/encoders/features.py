@@ -3,7 +3,8 @@
 One function per dataset reads the split through the official reader, encodes (or loads from
 the cache) the gallery images and the query texts, and returns the features beside the names the
 metrics need. Reference images are gallery images in all three benchmarks' evaluation splits;
-any that are not are encoded too.
+any that are not are encoded too. Under ``torchrun``, give the cache the process group's context and
+call these functions in every process: they encode the split together (see :mod:`cirlib.encoders.cache`).
 """
 
 from __future__ import annotations
