@@ -124,7 +124,9 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_precision_argument(parser: argparse.ArgumentParser, default: str | None) -> None:
     parser.add_argument("--precision", choices=PRECISIONS, default=default,
-                        help="training precision (default: the config's, else auto). " + "auto: bf16 autocast on CUDA, float32 on CPU; float32: full precision on any device (the same numbers as a CPU run, up to float rounding)")
+                        help="training precision; auto (the default): bf16 autocast on CUDA, float32 on CPU; "
+                             "float32: full precision on any device (closest to a CPU run); bfloat16/float16: "
+                             "autocast on any device. Evaluation is always exact float32")
 
 
 def build_parser() -> argparse.ArgumentParser:
