@@ -1,20 +1,23 @@
-"""Retrieval backends at 10k / 100k / 1M gallery items: build time, queries/s and recall@10, in one run.
+"""Retrieval backends at 10k / 100k / 1M gallery items: build time, queries/s and agreement with exact float32 search.
 
-    python benchmarks/retrieval.py                          # CPU: 10k, 100k, 1M (12 min here: 1 thread, busy machine)
+    python benchmarks/retrieval.py                 # CPU: 10k, 100k, 1M (12 min here: 1 thread, busy machine)
     python benchmarks/retrieval.py --sizes 10k,100k --backends "exact;Flat;HNSW32"
     python benchmarks/retrieval.py --device cuda --sizes 1m --backends exact --queries 65536
+    python benchmarks/retrieval.py --sizes 20000 --queries 1000 --backends exact --dtype float16   # drift
 
 Features are random L2-normalised 512-d vectors (seeded): a hard case for approximate indexes,
 which profit from the clustered structure of real features, so their recall here is pessimistic;
 ``--data clustered`` draws them around 1,024 random centres instead (cosine to the centre about 0.7).
-Each backend retrieves the top ``--k`` (default 50, what CIR evaluation needs); recall@10 compares
-its first 10 ids with exact float32 search. Build time includes training (IVF/PQ on a subsample of
-39 vectors per k-means centroid, faiss's recommended minimum: per IVF list, or 256 x 39 for PQ's
-codebooks), adding, and a warm-up search (one query; one batch of 4,096 on CUDA). ``exact`` is
-cirlib's ExactIndex (float16 on CUDA, float32 on CPU); the plain baseline in the same run is one
-``matmul`` + ``torch.topk`` per chunk of 1,024 queries over the whole gallery, in the same precision
-(on CPU, chunks shrink so that one score matrix stays within 1 GiB). ``IVF{nlist}`` takes
-nlist = the power of two nearest to ``--nlist-factor``·sqrt(gallery size).
+Each backend retrieves the top ``--k`` (default 50, what CIR evaluation needs) and is compared with
+exact float32 search: recall@10 (its first 10 ids against float32's first 10), recall@k, and the
+fraction of queries whose k ids equal float32's, in order ("same top-k"). Build time includes
+training (IVF/PQ on a subsample of 39 vectors per k-means centroid, faiss's recommended minimum: per
+IVF list, or 256 x 39 for PQ's codebooks), adding, and a warm-up search (one query; one batch of
+4,096 on CUDA). ``exact`` is cirlib's ExactIndex; the plain baseline in the same run is one
+``matmul`` + ``torch.topk`` per chunk of 1,024 queries over the whole gallery (on CPU, chunks shrink
+so that one score matrix stays within 1 GiB). Both score in ``--dtype``: float32 by default on every
+device; float16 or bfloat16 measure the speed and the ranking drift of reduced precision.
+``IVF{nlist}`` takes nlist = the power of two nearest to ``--nlist-factor``·sqrt(gallery size).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from cirlib.encoders import resolve_device
+from cirlib.encoders.device import exact_float32
 from cirlib.index import ExactIndex, build_index
 
 DIM = 512
@@ -65,14 +69,16 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def plain_chunk(n_gallery: int, device: torch.device) -> int:
-    """Queries per baseline chunk: 1,024, fewer on CPU where one float32 score matrix must fit in 1 GiB."""
-    return PLAIN_CHUNK if device.type == "cuda" else max(1, min(PLAIN_CHUNK, CPU_SCORE_BYTES // (4 * n_gallery)))
+def plain_chunk(gallery: torch.Tensor) -> int:
+    """Queries per baseline chunk: 1,024, fewer on CPU where one score matrix must fit in 1 GiB."""
+    if gallery.device.type == "cuda":
+        return PLAIN_CHUNK
+    return max(1, min(PLAIN_CHUNK, CPU_SCORE_BYTES // (gallery.element_size() * len(gallery))))
 
 
 def plain_top_k(queries: torch.Tensor, gallery: torch.Tensor, k: int) -> tuple[float, np.ndarray]:
-    """The baseline: matmul + torch.topk per query chunk; returns (queries/s, ids)."""
-    chunk = plain_chunk(len(gallery), gallery.device)
+    """The baseline: matmul + torch.topk per query chunk, in the gallery's dtype; returns (queries/s, ids)."""
+    chunk = plain_chunk(gallery)
     plain_top_k_chunks(queries[:chunk], gallery, k, chunk)  # warm-up
     synchronize(gallery.device)
     start = time.perf_counter()
@@ -81,13 +87,22 @@ def plain_top_k(queries: torch.Tensor, gallery: torch.Tensor, k: int) -> tuple[f
 
 
 def plain_top_k_chunks(queries: torch.Tensor, gallery: torch.Tensor, k: int, chunk: int) -> np.ndarray:
-    with torch.inference_mode():
-        found = [torch.topk(queries[i:i + chunk] @ gallery.T, k, dim=1).indices for i in range(0, len(queries), chunk)]
+    with torch.inference_mode(), exact_float32():
+        found = [torch.topk(queries[i:i + chunk].to(gallery.dtype) @ gallery.T, k, dim=1).indices
+                 for i in range(0, len(queries), chunk)]
     return torch.cat(found).cpu().numpy()
 
 
-def recall_at_10(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(np.intersect1d(a[:10], b[:10])) / 10 for a, b in zip(found, truth)]))
+def recall_at(found: np.ndarray, truth: np.ndarray, k: int) -> float:
+    """Mean fraction of each query's first k true ids among its first k found ids."""
+    return float(np.mean([len(np.intersect1d(a[:k], b[:k])) / k for a, b in zip(found, truth)]))
+
+
+def agreement(found: np.ndarray, truth: np.ndarray) -> str:
+    """recall@10, recall@k and the fraction of queries whose k ids equal the truth's, in order, as table cells."""
+    k = truth.shape[1]
+    same = float(np.mean((found == truth).all(axis=1)))
+    return f"{recall_at(found, truth, 10):>11.3f}{recall_at(found, truth, k):>10.3f}{same:>11.3f}"
 
 
 def ivf_lists(n_gallery: int, nlist_factor: float) -> int:
@@ -96,11 +111,11 @@ def ivf_lists(n_gallery: int, nlist_factor: float) -> int:
 
 
 def run_backend(spec: str, gallery: torch.Tensor, queries: torch.Tensor, k: int, device: torch.device,
-                nlist: int) -> dict:
-    """Build, warm up and time one backend; returns its figures and top-k ids."""
+                nlist: int, dtype: str) -> dict:
+    """Build, warm up and time one backend (``exact`` in ``dtype``); returns its figures and top-k ids."""
     start = time.perf_counter()
     if spec == "exact":
-        index = build_index("exact", DIM, device=device)
+        index = build_index("exact", DIM, device=device, dtype=dtype)
     else:  # train on 39 vectors per k-means centroid: IVF lists, or 256 per PQ codebook
         index = build_index(spec, DIM, train_size=39 * max(nlist, 256))
     index.add(gallery)
@@ -125,6 +140,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=None, help="queries per size (default: by size and device)")
     parser.add_argument("--k", type=int, default=50, help="results per query")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (ExactIndex and the plain baseline)")
+    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+                        help="scoring precision of ExactIndex and the plain baseline (faiss: always float32)")
     parser.add_argument("--data", choices=("random", "clustered"), default="random")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -139,22 +156,25 @@ def main() -> None:
         gallery, queries = unit_vectors(n, 0, device, clustered), unit_vectors(n_queries, 1, device, clustered)
         truth_index = ExactIndex(DIM, device=device, dtype="float32")
         truth_index.add(gallery)
-        truth = truth_index.search(queries, 10)[1]
+        truth = truth_index.search(queries, args.k)[1]
         del truth_index
-        plain_qps, plain_ids = plain_top_k(queries, gallery.half() if device.type == "cuda" else gallery, args.k)
+        plain_gallery = gallery.to(getattr(torch, args.dtype))
+        plain_qps, plain_ids = plain_top_k(queries, plain_gallery, args.k)
         print(f"\n{n:,} x {DIM} gallery ({args.data}), {n_queries:,} queries, top-{args.k}")
-        print(f"{'backend':<22}{'build s':>9}{'queries/s':>12}{'recall@10':>11}  settings")
-        print(f"{'plain matmul+topk':<22}{'-':>9}{plain_qps:>12,.0f}{recall_at_10(plain_ids, truth):>11.3f}  "
-              f"chunks of {plain_chunk(n, device)} queries")
+        print(f"{'backend':<22}{'build s':>9}{'queries/s':>12}{'recall@10':>11}{f'recall@{args.k}':>10}"
+              f"{'same top-k':>11}  settings")
+        print(f"{'plain matmul+topk':<22}{'-':>9}{plain_qps:>12,.0f}{agreement(plain_ids, truth)}  "
+              f"dtype={args.dtype}, chunks of {plain_chunk(plain_gallery)} queries")
+        del plain_gallery
         nlist = ivf_lists(n, args.nlist_factor)
         for spec in (s.replace("{nlist}", str(nlist)) for s in args.backends.split(";")):
             if spec.startswith("HNSW") and n > args.hnsw_max:
                 print(f"{spec:<22}  skipped above --hnsw-max {args.hnsw_max:,}")
                 continue
-            result = run_backend(spec, gallery, queries, args.k, device, nlist)
+            result = run_backend(spec, gallery, queries, args.k, device, nlist, args.dtype)
             ratio = f"  ({result['qps'] / plain_qps:.2f}x plain)" if spec == "exact" else ""
             print(f"{spec:<22}{result['build_s']:>9.1f}{result['qps']:>12,.0f}"
-                  f"{recall_at_10(result['ids'], truth):>11.3f}  {result['detail']}{ratio}", flush=True)
+                  f"{agreement(result['ids'], truth)}  {result['detail']}{ratio}", flush=True)
         del gallery, queries
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 

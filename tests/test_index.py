@@ -1,4 +1,4 @@
-"""cirlib.index: every backend against brute force, the tie rule, exclusion, save/load and its refusals."""
+"""cirlib.index: every backend against brute force, the tie rule, precision, exclusion, save/load, refusals."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from cirlib.index import (ExactIndex, FaissIndex, IndexMismatchError, block_topk, build_index, load_index,
                           topk_first)
 from cirlib.encoders.tensor_io import save_tensors
+from cirlib.index.topk import merge_topk, order_keys
 from cirlib.metrics import top_k_indices
 
 DIM = 32
@@ -27,9 +28,10 @@ def clustered(n: int, seed: int, dim: int = DIM, clusters: int = 16) -> torch.Te
     return F.normalize(points + 0.5 * torch.randn(n, dim, generator=generator), dim=1)
 
 
-def brute_force(queries: torch.Tensor, gallery: torch.Tensor, k: int, excluded=None) -> tuple[np.ndarray, np.ndarray]:
-    """The plain reference: full similarity matrix, excluded columns set to -inf, stable descending sort."""
-    scores = (queries @ gallery.T).numpy()
+def brute_force(queries: torch.Tensor, gallery: torch.Tensor, k: int, excluded=None,
+                dtype: torch.dtype = torch.float32) -> tuple[np.ndarray, np.ndarray]:
+    """The plain reference: full score matrix in ``dtype``, excluded columns set to -inf, stable descending sort."""
+    scores = (queries.to(dtype) @ gallery.to(dtype).T).float().numpy()  # float32 holds every float16/bfloat16 exactly
     for row, columns in enumerate(excluded or []):
         scores[row, list(columns)] = -np.inf
     top = top_k_indices(scores, k)
@@ -66,6 +68,27 @@ def test_block_topk_equals_plain_topk_with_ties_and_padding():
         assert torch.equal(columns, expected_columns) and torch.equal(scores, expected_scores)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_order_keys_sort_like_a_plain_sort(dtype):
+    """Negative scores, -0.0 beside +0.0, infinities, extremes and subnormals, columns up to 2**32 - 1."""
+    generator, info = torch.Generator().manual_seed(3), torch.finfo(dtype)
+    scores = (torch.randint(-6, 7, (8, 300), generator=generator) / 4).to(dtype)
+    specials = torch.tensor([-0.0, -0.0, -float("inf"), float("inf"), info.max, -info.max, info.tiny, -info.tiny,
+                             info.tiny / 4, -info.tiny / 4], dtype=dtype)  # tiny / 4: a subnormal
+    scores[:, torch.randperm(300, generator=generator)[:len(specials)]] = specials
+    columns = torch.stack([torch.randperm(1 << 20, generator=generator)[:300] for _ in range(8)]) << 12
+    columns[:, :2] = torch.tensor([0, (1 << 32) - 1])
+    order = order_keys(scores, columns).argsort(dim=-1, descending=True)
+    expected = np.lexsort((columns.numpy(), -scores.float().numpy()))  # -0.0 == 0.0: those tie, lower column first
+    assert np.array_equal(order.numpy(), expected)
+
+
+def test_merge_topk_refuses_scores_of_two_dtypes():
+    values, positions = torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.long)
+    with pytest.raises(TypeError, match="cannot merge torch.float32 with torch.float16"):
+        merge_topk(values, positions, values.half(), positions + 3, 3)
+
+
 # -- every backend against brute force ----------------------------------------------------------------
 
 @pytest.mark.parametrize("options", [{}, {"chunk_size": 250, "query_batch": 17}, {"chunk_size": 64, "stream": True}])
@@ -92,15 +115,19 @@ def test_chunked_exact_search_equals_unchunked(data):
         np.testing.assert_allclose(scores, results[0][0], atol=1e-6)
 
 
-def test_exact_ties_rank_by_insertion_order_across_chunks():
-    """Integer features give exact dot products and many equal scores, across chunk and block borders."""
+@pytest.mark.parametrize("k", [60, 400])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_exact_ties_rank_by_insertion_order_across_chunks(dtype, k):
+    """Integer features give dot products exact in every dtype and many equal scores, across chunk and
+    block borders; k=400 reaches the zero and negative scores."""
     generator = torch.Generator().manual_seed(2)
     gallery = torch.randint(-1, 2, (700, 8), generator=generator).float()
     queries = torch.randint(-1, 2, (50, 8), generator=generator).float()
-    index = ExactIndex(8, chunk_size=96, query_batch=13)
+    index = ExactIndex(8, dtype=dtype, chunk_size=96, query_batch=13)
     index.add(gallery, ids=np.arange(700) * 3 + 5)  # ids other than positions
-    scores, ids = index.search(queries, 60)
-    expected_scores, expected_columns = brute_force(queries, gallery, 60)
+    scores, ids = index.search(queries, k)
+    expected_scores, expected_columns = brute_force(queries, gallery, k)
+    assert (expected_scores < 0).any() == (k == 400)
     assert np.array_equal(ids, expected_columns * 3 + 5)
     assert np.array_equal(scores, expected_scores)
 
@@ -128,12 +155,57 @@ def test_approximate_faiss_indexes_reach_a_stated_recall(spec, least):
     assert recall(ids, brute_force(queries, gallery, 10)[1]) >= least
 
 
-def test_exact_float16_stays_close_to_float32(data):
+@pytest.mark.parametrize("options", [{"chunk_size": 64, "query_batch": 17}, {"chunk_size": 250, "query_batch": 64},
+                                     {"chunk_size": 4096, "query_batch": 200}])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_reduced_precision_equals_brute_force_in_that_precision(data, dtype, options):
+    """Scores rounded to float16/bfloat16 tie often; chunked search must still rank as the full product in
+    that dtype does (top 100 > a 64-row chunk, with exclusions). On CPU: CUDA kernels round differently."""
     gallery, queries = data
-    index = ExactIndex(DIM, dtype="float16")
+    index = ExactIndex(DIM, device="cpu", dtype=dtype, **options)
     index.add(gallery)
-    _, ids = index.search(queries, 10)
-    assert recall(ids, brute_force(queries, gallery, 10)[1]) >= 0.95
+    top = brute_force(queries, gallery, 3, dtype=dtype)[1]
+    exclude = [[int(i) for i in top[row, :row % 4]] + [5000] for row in range(len(queries))]
+    scores, ids = index.search(queries, 100, exclude=exclude)
+    expected_scores, expected_ids = brute_force(queries, gallery, 100, [e[:-1] for e in exclude], dtype=dtype)
+    assert np.array_equal(ids, expected_ids) and np.array_equal(scores, expected_scores)
+    assert scores.dtype == np.float32
+    float32_ids = brute_force(queries, gallery, 100, [e[:-1] for e in exclude])[1]
+    assert not np.array_equal(ids, float32_ids)  # the data tells the precisions apart
+    assert recall(ids[:, :10], float32_ids[:, :10]) >= 0.98  # measured: float16 0.998, bfloat16 0.985
+
+
+def test_default_dtype_is_float32_on_every_device(monkeypatch):
+    """No device picks a reduced precision; the resolution runs as on a GPU, without touching one."""
+    monkeypatch.setattr("cirlib.index.exact.resolve_device", torch.device)
+    for device in ("cuda", "cpu"):
+        index = build_index("exact", DIM, device=device)
+        assert index.device.type == device and index.dtype == torch.float32
+        assert index.metadata()["dtype"] == "float32" and len(index.features) == 0
+    cuda = ExactIndex(DIM, device="cuda")
+    assert cuda.chunk_size * cuda.query_batch * 4 == 4 << 30  # the 4 GiB score block, in float32
+    assert ExactIndex(DIM, device="cuda", dtype=torch.bfloat16).dtype == torch.bfloat16
+
+
+def test_search_scores_with_tf32_off(data, monkeypatch):
+    """Inside search float32 matmuls are IEEE (the TF32 setting a caller left is ignored), and restored after."""
+    seen = []
+
+    def recording_block_topk(scores, k):
+        seen.append(torch.backends.cuda.matmul.fp32_precision)
+        return block_topk(scores, k)
+
+    monkeypatch.setattr("cirlib.index.exact.block_topk", recording_block_topk)
+    index = ExactIndex(DIM, device="cpu", chunk_size=1000)
+    index.add(data[0])
+    matmul, before = torch.backends.cuda.matmul, torch.backends.cuda.matmul.fp32_precision
+    matmul.fp32_precision = "tf32"  # monkeypatch cannot restore this attribute: set and restore by hand
+    try:
+        index.search(data[1], 5)
+        after = matmul.fp32_precision
+    finally:
+        matmul.fp32_precision = before
+    assert seen == ["ieee"] * 3 and after == "tf32"
 
 
 def test_cosine_metric_normalises_features_and_queries(data):
@@ -198,6 +270,18 @@ def test_save_load_round_trip(tmp_path, data, spec, name):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name] + ([name + ".json"] if spec != "exact" else []))
 
 
+def test_saved_reduced_precision_index_loads_in_its_dtype(tmp_path, data):
+    gallery, queries = data
+    index = build_index("exact", DIM, model="m", dtype="float16")
+    index.add(gallery)
+    path = index.save(tmp_path / "half.safetensors")
+    loaded = load_index(path, model="m")
+    assert loaded.dtype == torch.float16 and loaded.metadata()["dtype"] == "float16"
+    assert torch.equal(loaded.features, index.features)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.search(queries, 10), index.search(queries, 10)))
+    assert load_index(path, model="m", dtype="float32").dtype == torch.float32  # an option overrides it
+
+
 @pytest.mark.parametrize(("spec", "name"), [("exact", "g.safetensors"), ("Flat", "g.faiss")])
 def test_load_refuses_another_model_or_dimension(tmp_path, spec, name):
     index = build_index(spec, DIM, model="synthclip@1111")
@@ -259,5 +343,12 @@ def test_bad_inputs_are_refused_with_the_fix():
         build_index("IVFx", DIM)
     with pytest.raises(ValueError, match="nprobe is for IVF"):
         build_index("HNSW32", DIM, params="nprobe=4")
-    with pytest.raises(ValueError, match="dtype"):
-        ExactIndex(DIM, dtype="int8")
+    for dtype in ("int8", "auto"):  # "auto" (once float16 on CUDA) is gone: float32 is the default everywhere
+        with pytest.raises(ValueError, match="dtype must be one of float32, float16, bfloat16"):
+            ExactIndex(DIM, dtype=dtype)
+    half = ExactIndex(DIM, dtype="float16")
+    with pytest.raises(ValueError, match="features exceed the range of torch.float16"):
+        half.add(torch.full((1, DIM), 7e4))
+    half.add(random_unit(3, 9))
+    with pytest.raises(ValueError, match="queries exceed the range"):
+        half.search(torch.full((1, DIM), -7e4), 1)

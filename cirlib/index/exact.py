@@ -8,9 +8,15 @@ whole gallery is copied to the GPU once when it fits in half the free memory; ot
 (``stream=True``) each chunk is copied from pinned host memory once per search, so a gallery
 larger than GPU memory is searched at the speed of the host-to-device link.
 
-Precision: ``dtype="auto"`` stores and multiplies in float16 on CUDA (accumulating in float32)
-and float32 on CPU. Float16 scores tie more often; ties go to the lower position as everywhere
-in cirlib, so results can differ from float32 where scores differ by less than about 1e-3.
+Precision: the gallery is stored and scored in float32 on every device by default, and search
+runs inside ``exact_float32`` (IEEE float32 matmuls, no TF32), so a recall table computed on a GPU
+is the one computed on a CPU: kernels differ only in the order they add float32 products, which
+moves scores by float32 rounding. ``dtype="float16"`` or ``"bfloat16"`` is an explicit speed option
+for GPUs: half the memory and faster matmuls, but scores rounded to 11 or 8 significant bits, so
+near ties reorder. Measured on CPU against float32 (``benchmarks/retrieval.py --sizes 20000
+--queries 1000 --backends exact --dtype float16``: 20k x 512 random unit vectors, 1,000 queries,
+top 50): recall@10 0.998 (float16) and 0.982 (bfloat16), recall@50 0.998 and 0.990; the whole top
+50 in float32's order for 7.8% and 0% of the queries. Ties go to the lower position in every dtype.
 """
 
 from __future__ import annotations
@@ -24,23 +30,22 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
-from ..encoders.device import resolve_device
+from ..encoders.device import exact_float32, resolve_device
 from ..encoders.tensor_io import save_tensors
 from .base import Index, check_metadata
 from .topk import BLOCK, block_topk, merge_topk
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-# Defaults sized for one score block of 4 GiB (CUDA, float16) or 256 MiB (CPU, float32).
-_DEFAULTS = {"cuda": {"chunk_size": 524_288, "query_batch": 4096}, "cpu": {"chunk_size": 65_536, "query_batch": 1024}}
+# Default queries per batch and bytes per (query_batch, chunk_size) score block, by device type.
+_DEFAULTS = {"cuda": (4096, 4 << 30), "cpu": (1024, 256 << 20)}
 _PROGRESS_MIN_STEPS = 64  # below this many (chunk, batch) steps a search is quick: no progress bar
 
 
-def _resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    if dtype == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
+def _resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """A dtype name or torch dtype as a torch dtype; the same on every device (no device default)."""
     resolved = _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
     if resolved not in _DTYPES.values():
-        raise ValueError(f"dtype must be 'auto' or one of {', '.join(_DTYPES)}, got {dtype!r}")
+        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)} (or the torch dtype), got {dtype!r}")
     return resolved
 
 
@@ -50,15 +55,18 @@ class ExactIndex(Index):
     backend = "exact"
 
     def __init__(self, dim: int, metric: str = "ip", model: str = "", device: str | torch.device = "auto",
-                 dtype: str | torch.dtype = "auto", chunk_size: int | None = None, query_batch: int | None = None,
-                 stream: bool | None = None) -> None:
-        """``chunk_size`` gallery rows and ``query_batch`` queries per score block (defaults by device);
-        ``stream``: keep the gallery in host memory on CUDA (None: only when it does not fit)."""
+                 dtype: str | torch.dtype = "float32", chunk_size: int | None = None,
+                 query_batch: int | None = None, stream: bool | None = None) -> None:
+        """``dtype``: float32 (default, on every device), float16 or bfloat16 for speed (see the module
+        docstring). ``chunk_size`` gallery rows and ``query_batch`` queries per score block (defaults
+        by device: a 4 GiB block on CUDA, 256 MiB on CPU); ``stream``: keep the gallery in host memory
+        on CUDA (None: only when it does not fit)."""
         super().__init__(dim, metric, model)
         self.device = resolve_device(device)
-        self.dtype = _resolve_dtype(dtype, self.device)
-        defaults = _DEFAULTS[self.device.type if self.device.type == "cuda" else "cpu"]
-        chunk_size, query_batch = chunk_size or defaults["chunk_size"], query_batch or defaults["query_batch"]
+        self.dtype = _resolve_dtype(dtype)
+        default_batch, block_bytes = _DEFAULTS["cuda" if self.device.type == "cuda" else "cpu"]
+        query_batch = query_batch or default_batch
+        chunk_size = chunk_size or block_bytes // (query_batch * self.dtype.itemsize)
         if chunk_size < 1 or query_batch < 1:
             raise ValueError(f"chunk_size and query_batch must be positive, got {chunk_size} and {query_batch}")
         self.chunk_size = -(-chunk_size // BLOCK) * BLOCK  # whole blocks, so only the last chunk is padded
@@ -83,8 +91,16 @@ class ExactIndex(Index):
         return {"dtype": str(self.dtype).removeprefix("torch.")}
 
     def _add(self, features: torch.Tensor, ids: np.ndarray) -> None:
-        self._parts.append((features.to("cpu", self.dtype), ids))
+        self._parts.append((self._cast(features, "cpu", "features"), ids))
         self._on_device = None
+
+    def _cast(self, values: torch.Tensor, device: torch.device | str, what: str) -> torch.Tensor:
+        """Finite float32 ``values`` in the index's dtype on ``device``; refuses values beyond its range."""
+        cast = values.to(device, self.dtype)
+        if not torch.isfinite(cast).all():
+            raise ValueError(f"{what} exceed the range of {self.dtype} (float16: |x| <= 65504). "
+                             "Fix: use dtype='float32', or metric='cosine' to normalise them")
+        return cast
 
     def _consolidate(self) -> None:
         """Join pending additions into one host tensor (pinned when it will be copied to a GPU)."""
@@ -113,13 +129,13 @@ class ExactIndex(Index):
     def _search(self, queries: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
         self._consolidate()
         gallery, n = self._gallery_on_device(), len(self._features)
-        queries = queries.to(self.device, self.dtype)
+        queries = self._cast(queries, self.device, "queries")
         batches = range(0, len(queries), self.query_batch)
         chunks = range(0, n, self.chunk_size)
         best: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(batches)
         steps = tqdm(total=len(chunks) * len(batches), desc="exact search", leave=False,
                      disable=len(chunks) * len(batches) < _PROGRESS_MIN_STEPS)
-        with torch.inference_mode(), steps:
+        with torch.inference_mode(), exact_float32(), steps:
             for start in chunks:
                 stop = min(start + self.chunk_size, n)
                 chunk = (gallery[start:stop] if gallery is not None else

@@ -72,6 +72,11 @@ def block_topk(scores: torch.Tensor, k: int, block: int = BLOCK) -> tuple[torch.
 
 def merge_topk(values: torch.Tensor, positions: torch.Tensor, new_values: torch.Tensor,
                new_positions: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best k of two sorted candidate lists whose positions all precede (first) or follow (second)."""
+    """Best k of two sorted candidate lists whose positions all precede (first) or follow (second).
+
+    Both lists must hold scores of one dtype: the same similarity rounds differently in float16 and
+    float32, so a mix (which ``torch.cat`` would promote silently) would rank partly by rounding."""
+    if values.dtype != new_values.dtype:
+        raise TypeError(f"cannot merge {values.dtype} with {new_values.dtype} scores: cast both to one dtype")
     merged, columns = topk_first(torch.cat([values, new_values], dim=1), k)
     return merged, torch.cat([positions, new_positions], dim=1).gather(1, columns)
