@@ -1,13 +1,16 @@
 """Stage-2 training speed: epochs/s on cached features versus encoding the features on the fly.
 
     python benchmarks/train.py [--benchmark data/synth] [--category dress] [--triplets 3000] [--epochs 5]
+        [--precision auto]
 
 CLIP4Cir's combiner training loads and encodes the reference and target images and the texts of
 every batch with the frozen CLIP, every epoch. cirlib encodes them once into the feature cache,
 and an epoch only indexes tensors. Both paths train the same Combiner (the synthetic configs'
 sizes) with the same loss, optimiser and batch size on the same triplets, in one run; the
 cached path is the real ``cirlib.train.stage2.train_fusion`` loop (checkpoints and logs included).
-Prints epochs/s of each and the ratio, with the device named.
+Both train at ``--precision`` (default ``auto``, the training default: bf16 autocast on CUDA, float32
+on CPU); the on-the-fly path encodes at the encoder's precision, as the cached features were (float32).
+Prints epochs/s of each and the ratio, with the device and precision named.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from cirlib.data import FashionIQ
 from cirlib.encoders import FeatureCache, build_preprocess, load_encoder
-from cirlib.encoders.device import autocast
+from cirlib.encoders.device import PRECISIONS, compute_precision, resolve_precision
 from cirlib.encoders.extract import default_workers
 from cirlib.fusion import build_fusion
 from cirlib.train.loss import batch_classification_loss
@@ -50,8 +53,9 @@ class TripletImages(Dataset):
             return self.preprocess(ref), self.preprocess(tgt), self.texts[index]
 
 
-def on_the_fly_epoch(encoder, dataset: TripletImages, batch_size: int) -> float:
-    """Seconds for one epoch that encodes every batch with the frozen encoder before the fusion step."""
+def on_the_fly_epoch(encoder, dataset: TripletImages, batch_size: int, precision: str) -> float:
+    """Seconds for one epoch that encodes every batch with the frozen encoder before the fusion step
+    (encoding at the encoder's precision, the fusion step at ``precision``)."""
     torch.manual_seed(0)
     model = build_fusion("combiner", encoder.model.text_projection.shape[1], **COMBINER).to(encoder.device)
     optimizer = torch.optim.AdamW(parameter_groups(model, 0.01), lr=1e-3)
@@ -59,11 +63,11 @@ def on_the_fly_epoch(encoder, dataset: TripletImages, batch_size: int) -> float:
                         num_workers=default_workers(), generator=torch.Generator().manual_seed(0))
     start = time.perf_counter()
     for reference, target, texts in loader:
-        with torch.no_grad(), autocast(encoder.device):
+        with torch.no_grad(), compute_precision(encoder.device, encoder.precision):
             v = encoder.model.encode_image(reference.to(encoder.device)).float()
             t = encoder.model.encode_text(encoder.tokenizer(list(texts)).to(encoder.device)).float()
             target_features = encoder.model.encode_image(target.to(encoder.device)).float()
-        with autocast(encoder.device):
+        with compute_precision(encoder.device, precision):
             query = model(v, t)
         loss = batch_classification_loss(query.float(), target_features)
         optimizer.zero_grad(set_to_none=True)
@@ -82,6 +86,8 @@ def main() -> None:
     parser.add_argument("--model", default="synthclip")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cache", default="data/cache")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="training precision (default auto: bf16 autocast on CUDA, float32 on CPU)")
     args = parser.parse_args()
     root = Path(args.benchmark) / "synth-fashioniq"
     encoder = load_encoder(args.model, device=args.device)
@@ -93,7 +99,8 @@ def main() -> None:
                            every.text_of[:n])
     with tempfile.TemporaryDirectory() as out:
         config = FusionTrainConfig(fusion="combiner", fusion_options=COMBINER, epochs=args.epochs,
-                                   batch_size=args.batch_size, lr=1e-3, device=str(encoder.device), out=out)
+                                   batch_size=args.batch_size, lr=1e-3, device=str(encoder.device), out=out,
+                                   precision=args.precision)
         start = time.perf_counter()
         train_fusion(config, data, None, progress=False)
         cached_s = (time.perf_counter() - start) / args.epochs
@@ -101,8 +108,9 @@ def main() -> None:
     triplets = reader.triplets(args.category, "train")[: n]
     texts = [fashioniq_training_texts(t.captions)[i % 4] for i, t in enumerate(triplets)]
     fly_s = on_the_fly_epoch(encoder, TripletImages(reader, triplets, build_preprocess(encoder.preprocess_config),
-                                                    texts), args.batch_size)
-    print(f"\nmodel {encoder.identity} on {device_name} ({encoder.device}); {n} {args.category} triplets, "
+                                                    texts), args.batch_size, args.precision)
+    print(f"\nmodel {encoder.identity} on {device_name} ({encoder.device}), training in "
+          f"{resolve_precision(args.precision, encoder.device)}; {n} {args.category} triplets, "
           f"batch {args.batch_size}, Combiner {COMBINER}")
     print(f"on the fly (encode every batch) : {1 / fly_s:8.3f} epochs/s ({fly_s:.2f} s/epoch)")
     print(f"cached features (train_fusion)  : {1 / cached_s:8.3f} epochs/s ({cached_s:.2f} s/epoch, "

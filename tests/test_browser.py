@@ -26,6 +26,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 TOKEN = "cirlab-browser-test"
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytest.importorskip("jupyterlab", reason="jupyterlab is not installed")
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed (apt-get install chromium)")
 
 
