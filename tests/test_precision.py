@@ -168,6 +168,14 @@ def test_inversion_trainers_run_in_bf16(tiny_setup, train, config_class, extra):
     assert record["step"] == 8 and all(torch.isfinite(torch.tensor([row["loss"] for row in record["log"]])))
 
 
+def test_exact_float32_leaves_the_legacy_tf32_flags_readable():
+    """torch refuses to read its older allow_tf32 flags once the new ones disagree: the block must restore them."""
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    with exact_float32():
+        pass
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
+
+
 def test_exact_float32_switches_tf32_off_and_restores_the_callers_setting():
     matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
     saved = matmul.fp32_precision, conv.fp32_precision
