@@ -106,6 +106,21 @@ def test_cache_hits_for_the_same_key_and_misses_when_weights_or_preprocess_chang
     assert sum(seen) == 28
 
 
+def test_reduced_precision_features_are_close_and_cached_under_their_own_key(tmp_path, images, monkeypatch):
+    """A bf16 extraction (a GPU's speed option) is never served to a float32 run, nor the other way round."""
+    seen = counting(monkeypatch)
+    cache, names = FeatureCache(tmp_path / "cache"), [p.stem for p in images]
+    folder = str(tiny_model_dir(tmp_path / "a", seed=0)[0])
+    full = cache.image_features(load_encoder(folder, device="cpu"), names, images, "toy")
+    low = cache.image_features(load_encoder(folder, device="cpu", precision="bfloat16"), names, images, "toy")
+    assert sum(seen) == 14 and low.dtype == torch.float32 and not torch.equal(low, full)
+    assert torch.allclose(low, full, atol=0.05 * full.abs().max())
+    assert torch.equal(cache.image_features(load_encoder(folder, device="cpu"), names, images, "toy"), full)
+    assert sum(seen) == 14 and len(list((tmp_path / "cache").glob("toy-images-*.safetensors"))) == 2
+    with pytest.raises(ValueError, match="precision must be float32, bfloat16 or float16"):
+        load_encoder(folder, device="cpu", precision="auto")
+
+
 def test_interrupted_extraction_resumes_from_saved_chunks_with_identical_results(tmp_path, images, monkeypatch):
     encoder = load_encoder(str(tiny_model_dir(tmp_path / "m")[0]), device="cpu")
     names = [p.stem for p in images]
