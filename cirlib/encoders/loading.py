@@ -49,7 +49,8 @@ class Encoder:
     @property
     def feature_key(self) -> dict:
         """Everything about the encoder that determines its features: part of every cache key."""
-        return {"encoder": self.identity, "preprocess": self.preprocess_config.to_json(), "precision": self.precision}
+        return {"encoder": self.identity, "preprocess": self.preprocess_config.to_json(),
+                "precision": self.precision}
 
 
 def weights_hash(model: torch.nn.Module) -> str:
@@ -76,7 +77,7 @@ def load_encoder(model: str = "synthclip", pretrained: str | None = None, prepro
     """Load a CLIP (see the module docstring); ``preprocess`` overrides the model's own default
     (``targetpad`` unless the model folder says otherwise; synthclip was trained with ``squarepad``).
     ``precision``: "float32" (default; identical features on CPU and GPU), "bfloat16" or "float16"
-    (autocast: about 2-4x faster extraction on recent GPUs, features differ in the 3rd decimal)."""
+    (autocast: faster on GPUs with tensor cores, features rounded to 8 or 11 significant bits)."""
     resolved = resolve_device(device)
     if resolve_precision(precision, resolved) != precision:
         raise ValueError(f"precision must be float32, bfloat16 or float16 for features, got {precision!r}")

@@ -1,10 +1,10 @@
 """Contrastive pretraining of a small CLIP on the synthetic pretraining stream (``cirlib pretrain``).
 
 A readable loop: symmetric InfoNCE with a learnable temperature (open_clip's ``ClipLoss``), AdamW,
-linear warmup then cosine decay, bf16 autocast on CUDA (float32 on CPU), a checkpoint every ``checkpoint_every``
-steps that ``--resume`` continues exactly (same batches, same numbers), and text->image recall
-on held-out pairs. The stream's first ``pool_size`` pairs are rendered once and kept in memory
-as uint8 pixels; batches are drawn from a seeded permutation per epoch.
+linear warmup then cosine decay, bf16 autocast on CUDA (float32 on CPU; ``precision``), a checkpoint
+every ``checkpoint_every`` steps that ``--resume`` continues exactly (same batches, same numbers),
+and text->image recall on held-out pairs. The stream's first ``pool_size`` pairs are rendered once
+and kept in memory as uint8 pixels; batches are drawn from a seeded permutation per epoch.
 """
 
 from __future__ import annotations

@@ -1,16 +1,16 @@
 """Stage 2: train a fusion module on cached features of a frozen encoder (CLIP4Cir's Combiner stage).
 
-A readable loop: batch-based classification loss (queries against in-batch targets, logit
-scale 100), AdamW with weight decay on matrices, linear warmup then cosine decay per step, bf16
-autocast on CUDA by default (``precision``; "float32" trains in exact float32 anywhere), validation after every epoch through a callable the caller passes in (the
-dataset's own metric; this layer knows no metrics), the best checkpoint kept, a checkpoint of the
-last epoch that ``resume=True`` continues on the same trajectory, and JSON + CSV logs headed by
-the config. Every epoch's batch order and text forms come from (seed, epoch), and the random
-generator (dropout, router noise) is reseeded from (seed, epoch, rank) at each epoch's start, so
-a resumed run repeats an uninterrupted one number for number. Under ``torchrun`` each process
-takes its slice of every global batch; the targets of all processes are gathered, so the loss
-and gradients are those of one process on the whole batch (up to float rounding; with dropout
-each process draws its own masks).
+A readable loop: batch-based classification loss (queries against in-batch targets, logit scale
+100), AdamW with weight decay on matrices, linear warmup then cosine decay per step, bf16 autocast
+on CUDA by default (``precision``; "float32" trains in exact float32 anywhere), validation after
+every epoch through a callable the caller passes in (the dataset's own metric; this layer knows no
+metrics), the best checkpoint kept, a checkpoint of the last epoch that ``resume=True`` continues on
+the same trajectory, and JSON + CSV logs headed by the config. Every epoch's batch order and text
+forms come from (seed, epoch), and the random generator (dropout, router noise) is reseeded from
+(seed, epoch, rank) at each epoch's start, so a resumed run repeats an uninterrupted one number for
+number. Under ``torchrun`` each process takes its slice of every global batch; the targets of all
+processes are gathered, so the loss and gradients are those of one process on the whole batch (up to
+float rounding; with dropout each process draws its own masks).
 """
 
 from __future__ import annotations
