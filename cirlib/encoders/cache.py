@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from .distributed import DistContext, broadcast_from_main, main_decides
+from .distributed import DistContext, broadcast_from_main, is_main, main_decides
 from .extract import encode_images, encode_texts
 from .loading import Encoder
 from .tensor_io import save_tensors
@@ -81,24 +81,20 @@ class FeatureCache:
                       for part, start in zip(parts, starts)]
             return torch.cat(pieces) if pieces else torch.empty(0)
         features = self._stored_or(path, key, chunks, {"items": json.dumps(items)})
-        if self._is_main:  # no chunk outlives its complete file
+        if is_main(self.context):  # no chunk outlives its complete file
             for part in parts:
                 part.unlink(missing_ok=True)
         return features
-
-    @property
-    def _is_main(self) -> bool:
-        return self.context is None or self.context.is_main
 
     def _stored_or(self, path: Path, key: str, compute: Callable[[], torch.Tensor],
                    metadata: dict[str, str] | None = None) -> torch.Tensor:
         """The features the main process finds at ``path`` under ``key``, sent to every process; else
         ``compute()`` on every process (collectively), saved by the main process."""
-        stored = _read(path, key) if self._is_main else None
+        stored = _read(path, key) if is_main(self.context) else None
         if main_decides(stored is not None, self.context):
             return broadcast_from_main(stored, self.context)
         features = compute()
-        if self._is_main:
+        if is_main(self.context):
             save_tensors(path, {"features": features}, {"key": key, **(metadata or {})})
         return features
 

@@ -31,6 +31,16 @@ class DistContext:
         return self.rank == 0
 
 
+def single_process(context: DistContext | None) -> bool:
+    """True without a group of several processes (no context, or world size 1): collectives do nothing."""
+    return context is None or context.world_size == 1
+
+
+def is_main(context: DistContext | None) -> bool:
+    """True on the process that alone touches files and shows progress (any process that is on its own)."""
+    return context is None or context.is_main
+
+
 def rank_device(device: str | torch.device, local_rank: int, cuda_count: int) -> torch.device:
     """The device of the process ``local_rank`` on a node with ``cuda_count`` GPUs: ``auto`` is CUDA when
     there are GPUs, else the CPU; CUDA without an index is ``cuda:local_rank`` (one GPU per process);
@@ -70,7 +80,7 @@ def init_distributed(device: str | torch.device = "auto") -> DistContext:
 def gather_rows(tensor: torch.Tensor, context: DistContext) -> torch.Tensor:
     """Every process's rows (the same shape on each, on ``context.device``), concatenated in rank order
     (no gradient flows back through them)."""
-    if context.world_size == 1:
+    if single_process(context):
         return tensor
     parts = [torch.empty_like(tensor) for _ in range(context.world_size)]
     dist.all_gather(parts, tensor.detach().contiguous())
@@ -79,7 +89,7 @@ def gather_rows(tensor: torch.Tensor, context: DistContext) -> torch.Tensor:
 
 def mean_over_processes(value: float, context: DistContext) -> float:
     """The mean of a number over all processes."""
-    if context.world_size == 1:
+    if single_process(context):
         return value
     total = torch.tensor([value], dtype=torch.float64, device=context.device)
     dist.all_reduce(total)
@@ -88,7 +98,7 @@ def mean_over_processes(value: float, context: DistContext) -> float:
 
 def main_decides(flag: bool, context: DistContext | None) -> bool:
     """The main process's ``flag`` on every process, so that all of them take the same collective path."""
-    if context is None or context.world_size == 1:
+    if single_process(context):
         return flag
     value = torch.tensor([int(flag)], device=context.device)
     dist.broadcast(value, src=0)
@@ -97,7 +107,7 @@ def main_decides(flag: bool, context: DistContext | None) -> bool:
 
 def broadcast_from_main(tensor: torch.Tensor | None, context: DistContext | None) -> torch.Tensor:
     """The main process's ``tensor`` (other processes pass None) on every process, on the CPU."""
-    if context is None or context.world_size == 1:
+    if single_process(context):
         return tensor
     header = [(tensor.shape, tensor.dtype) if context.is_main else None]
     dist.broadcast_object_list(header, src=0, device=context.device)
@@ -110,7 +120,7 @@ def broadcast_from_main(tensor: torch.Tensor | None, context: DistContext | None
 def shard_batches(items: Sequence, batch_size: int, context: DistContext | None) -> list:
     """This process's share of ``items``: of the batches of ``batch_size``, those numbered rank, rank + N,
     rank + 2N, ... Split into ``batch_size`` again, they are the very batches one process would encode."""
-    if context is None or context.world_size == 1:
+    if single_process(context):
         return list(items)
     starts = range(context.rank * batch_size, len(items), context.world_size * batch_size)
     return [item for start in starts for item in items[start:start + batch_size]]
@@ -119,7 +129,7 @@ def shard_batches(items: Sequence, batch_size: int, context: DistContext | None)
 def gather_batches(local: torch.Tensor, count: int, batch_size: int, context: DistContext | None) -> torch.Tensor:
     """The rows of all ``count`` items on every process, in order, from each process's rows of its
     :func:`shard_batches` share (on the CPU). One all-gather, of shares padded to the longest."""
-    if context is None or context.world_size == 1 or count == 0:
+    if single_process(context) or count == 0:
         return local
     world, batches = context.world_size, math.ceil(count / batch_size)
     longest = math.ceil(batches / world) * batch_size

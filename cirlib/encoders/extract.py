@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .device import compute_precision
-from .distributed import DistContext, gather_batches, shard_batches
+from .distributed import DistContext, gather_batches, is_main, shard_batches
 from .loading import Encoder
 from .transforms import build_preprocess
 
@@ -53,11 +53,6 @@ def _features(batches: list[torch.Tensor], encoder: Encoder) -> torch.Tensor:
     return torch.cat(batches) if batches else torch.empty(0, encoder.model.text_projection.shape[1])
 
 
-def _shows(progress: bool, context: DistContext | None) -> bool:
-    """Progress bars on the main process only."""
-    return progress and (context is None or context.is_main)
-
-
 @torch.no_grad()
 def encode_images(encoder: Encoder, paths: Sequence[Path | str], batch_size: int = 256,
                   num_workers: int | None = None, progress: bool = True,
@@ -68,7 +63,7 @@ def encode_images(encoder: Encoder, paths: Sequence[Path | str], batch_size: int
                         num_workers=default_workers() if num_workers is None else num_workers,
                         pin_memory=encoder.device.type == "cuda")
     features = []
-    for pixels in tqdm(loader, desc="encode images", unit="batch", disable=not _shows(progress, context),
+    for pixels in tqdm(loader, desc="encode images", unit="batch", disable=not (progress and is_main(context)),
                        mininterval=2.0):
         with compute_precision(encoder.device, encoder.precision):
             features.append(encoder.model.encode_image(pixels.to(encoder.device, non_blocking=True)).float().cpu())
@@ -81,7 +76,7 @@ def encode_texts(encoder: Encoder, texts: Sequence[str], batch_size: int = 1024,
     """(N, D) text features of ``texts``, in order (shared out over ``context``'s processes)."""
     mine, features = shard_batches(texts, batch_size, context), []
     for start in tqdm(range(0, len(mine), batch_size), desc="encode texts", unit="batch",
-                      disable=not _shows(progress, context), mininterval=2.0):
+                      disable=not (progress and is_main(context)), mininterval=2.0):
         tokens = encoder.tokenizer(mine[start:start + batch_size]).to(encoder.device)
         with compute_precision(encoder.device, encoder.precision):
             features.append(encoder.model.encode_text(tokens).float().cpu())
