@@ -15,7 +15,8 @@ the logs), printed and written to ``OUT_DIR/summary.md``, and ``OUT_DIR/environm
 Exit status 1 if a step failed. Without CUDA it says so in one line and exits 0.
 
 ``--quick``: small sizes everywhere and no suite (a short smoke run of the GPU paths).
-``OUT_DIR/data`` (about 500 MB) is removed at the end unless ``--keep-data``. Only the standard
+``OUT_DIR/data`` (about 500 MB) is removed at the end unless ``--keep-data``; an ``OUT_DIR/data`` the
+check did not make stops it before it starts (never removed). Only the standard
 library and torch are imported here, so that the check starts wherever torch does.
 """
 
@@ -42,6 +43,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_CUDA = "no CUDA device: gpu-check has nothing to do"
+DATA_MARK = ".written-by-gpu-check"  # in OUT_DIR/data: the check may remove that folder
 BUDGET_S = 450          # every step together; the rest of 8 minutes covers the environment report and the summary
 MIN_START_S = 5         # a step is not started with less time left
 PACKAGES = ("numpy", "pillow", "torchvision", "open_clip_torch", "ftfy", "faiss-cpu", "safetensors", "matplotlib",
@@ -336,6 +338,16 @@ def format_summary(outcomes: Sequence[Outcome], machine: str, seconds: float, ou
     return "\n".join(header + ["| step | result | s | figures |", "|---|---|---:|---|"] + rows) + "\n"
 
 
+def claim_data_folder(data: Path) -> Path:
+    """``data`` (created with its parents) marked as this check's, so that only a folder the check made is
+    ever removed; a folder there without the mark belongs to someone else and stops the check."""
+    if data.exists() and not (data / DATA_MARK).is_file():
+        raise FileExistsError(f"{data} exists and was not made by gpu-check; choose another OUT_DIR or move it")
+    data.mkdir(parents=True, exist_ok=True)
+    (data / DATA_MARK).touch()
+    return data
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the check (see the module docstring); the exit status: 0 if every step passed or there is no CUDA."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -348,12 +360,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     started = time.monotonic()
     out = args.out_dir.resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        data = claim_data_folder(out / "data")
+    except FileExistsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     (out / "environment.txt").write_text(environment_report(), encoding="utf-8")
     steps = plan(out, args.quick, workers=xdist_workers())
     outcomes = run_steps(steps, out, child_env(os.environ), deadline=started + BUDGET_S)
     if not args.keep_data:
-        shutil.rmtree(out / "data", ignore_errors=True)
+        shutil.rmtree(data, ignore_errors=True)
     summary = format_summary(outcomes, machine_line(), time.monotonic() - started, out,
                              "--quick: small sizes, suite not run" if args.quick else "")
     (out / "summary.md").write_text(summary, encoding="utf-8")

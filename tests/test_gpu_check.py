@@ -195,3 +195,16 @@ def test_the_summary_names_every_step_and_each_failure(tmp_path):
     assert "NVIDIA H200 (x1); 371 s in all" in summary and len(summary.splitlines()) < 25
     passing = gpu_check.format_summary(outcomes[::2], "GPU", 1.0, tmp_path, note="--quick")
     assert passing.startswith("# gpu-check: PASS, 2 of 2 steps passed") and "FAIL" not in passing
+
+
+def test_only_a_data_folder_the_check_made_is_claimed(tmp_path):
+    """The check removes OUT_DIR/data at the end: a folder of someone else's there must stop it, untouched."""
+    theirs = tmp_path / "theirs" / "data"
+    theirs.mkdir(parents=True)
+    (theirs / "thesis.tex").write_text("x")
+    with pytest.raises(FileExistsError, match="theirs/data exists and was not made by gpu-check"):
+        gpu_check.claim_data_folder(theirs)
+    assert (theirs / "thesis.tex").read_text() == "x" and not (theirs / gpu_check.DATA_MARK).exists()
+    fresh = gpu_check.claim_data_folder(tmp_path / "new" / "data")
+    assert (fresh / gpu_check.DATA_MARK).is_file()
+    assert gpu_check.claim_data_folder(fresh) == fresh  # a rerun after --keep-data reuses its own folder
