@@ -1,14 +1,38 @@
-"""Atomic file writes: a file is either absent or complete, never half-written."""
+"""Atomic file writes: a file is either absent or complete, never half-written.
+
+A temporary file beside the target is renamed onto it when complete. ``mkstemp`` creates files
+readable by their owner only; the finished file gets the mode ``open()`` would have given it
+(0666 less the umask), so data, runs and caches in a group-shared folder stay readable to the group.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, IO
+
+
+def current_umask() -> int:
+    """This process's umask, read without changing it where the OS allows (Linux: /proc)."""
+    try:
+        match = re.search(r"^Umask:\s*([0-7]+)", Path("/proc/self/status").read_text(), re.MULTILINE)
+    except OSError:
+        match = None
+    if match:
+        return int(match.group(1), 8)
+    mask = os.umask(0o022)  # no /proc: read it by setting it, and put it back at once
+    os.umask(mask)
+    return mask
+
+
+def default_file_mode() -> int:
+    """The mode a new file gets from ``open()``: 0666 less the umask."""
+    return 0o666 & ~current_umask()
 
 
 @contextlib.contextmanager
@@ -23,6 +47,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -35,11 +60,16 @@ def write_atomic(path: Path | str, write: Callable[[IO[bytes]], None]) -> Path:
     return Path(path)
 
 
+def write_bytes(path: Path | str, data: bytes) -> Path:
+    """Write ``data`` atomically."""
+    return write_atomic(path, lambda handle: handle.write(data))
+
+
 def write_json(path: Path | str, data: Any, indent: int | None = 2) -> Path:
     """Write JSON atomically, UTF-8, with a trailing newline (same data, same bytes)."""
     text = json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
-    return write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
+    return write_bytes(path, text.encode("utf-8"))
 
 
 def write_text(path: Path | str, text: str) -> Path:
-    return write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
+    return write_bytes(path, text.encode("utf-8"))

@@ -13,7 +13,7 @@ from .analysis.benchmark import format_summary, prepare_benchmark
 from . import paper_numbers
 from .atomic import write_json
 from .config import PRECISIONS, load_config
-from .data.errors import DatasetError
+from .errors import CirlibError
 from .data.synth.config import preset
 
 
@@ -208,9 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (DatasetError, FileNotFoundError, ValueError) as error:
+    except (CirlibError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; rerun the same command to resume (finished work is kept)", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -1,0 +1,1 @@
+"""Fault injection: kills, concurrent jobs, damaged files, bad configs, path escapes, the umask."""
