@@ -5,28 +5,27 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..atomic import write_json
 from ..data.synth.build import build_benchmark
-from ..data.synth.card import write_datacards
 from ..data.synth.config import SynthConfig
 from .sanity import benchmark_sanity
 
 
+def measure_sanity(out: Path, config: SynthConfig) -> dict:
+    """The sanity baselines of a built benchmark, as saved in its manifest (integer keys become strings)."""
+    return json.loads(json.dumps(benchmark_sanity(out, seed=config.seed)))
+
+
 def prepare_benchmark(out: Path | str, config: SynthConfig, workers: int | None = None,
-                      overwrite: bool = False) -> dict:
+                      overwrite: bool = False, verify: bool = False) -> dict:
     """Build the three datasets under ``out``, compute their sanity baselines, write the datacards.
 
-    Returns the manifest: configuration, counts and sanity numbers (also saved as
-    ``out/manifest.json``). A complete benchmark with the same configuration is reused.
+    Returns the manifest: configuration, counts, sanity numbers and every file's size and sha256 (also
+    saved as ``out/manifest.json``). A complete benchmark with the same configuration is reused once its
+    files are checked (sizes; ``verify``: sha256 too), and repaired where they are missing or damaged; see
+    :mod:`cirlib.data.synth.build`. Everything happens under the folder's lock.
     """
-    out = Path(out)
-    manifest = build_benchmark(out, config, workers=workers, overwrite=overwrite)
-    if "sanity" not in manifest:
-        sanity = json.loads(json.dumps(benchmark_sanity(out, seed=config.seed)))  # int keys -> str, as saved
-        write_datacards(out, manifest, sanity)
-        manifest = {**manifest, "sanity": sanity}
-        write_json(out / "manifest.json", manifest)
-    return manifest
+    return build_benchmark(out, config, workers=workers, overwrite=overwrite, verify=verify,
+                           measure_sanity=measure_sanity)
 
 
 def format_summary(manifest: dict) -> str:

@@ -18,6 +18,8 @@ from .render import encode_image
 from .vocab import BACKGROUNDS, CELL_WORDS, GARMENT_VALUES, OBJECT_COLOURS, SHAPES, SIZES
 
 EXAMPLES = 8
+CARD, EXAMPLES_PICTURE = "datacard.md", "examples.png"
+CARD_FILES = (CARD, EXAMPLES_PICTURE)  # what write_datacards writes into each dataset folder
 GALLERY_CAPTIONS_DOC = """\
 ## Gallery captions
 `gallery_captions/{file}.json` emulates a captioning model's output for training-free methods
@@ -64,7 +66,7 @@ def _sanity_table(sanity: dict[str, dict]) -> str:
 
 def _write_grid(root: Path, rows: list[tuple[Path, Path, str]]) -> None:
     data = encode_image(example_grid(rows), ".png")
-    write_atomic(root / "examples.png", lambda handle: handle.write(data))
+    write_atomic(root / EXAMPLES_PICTURE, lambda handle: handle.write(data))
 
 
 def _header(title: str, what: str, config: dict) -> str:
@@ -161,8 +163,8 @@ CARDS = {"synth-fashioniq": fashioniq_card, "synth-cirr": cirr_card, "synth-circ
 
 
 def write_datacards(out: Path | str, manifest: dict, sanity: dict[str, dict]) -> None:
-    """Write ``datacard.md`` and ``examples.png`` into each dataset folder under ``out``."""
+    """Write ``datacard.md`` and ``examples.png`` (CARD_FILES) into each dataset folder under ``out``."""
     out = Path(out)
     for name, card in CARDS.items():
         text = card(out / name, manifest["config"], manifest["counts"][name], sanity[name])
-        write_text(out / name / "datacard.md", text)
+        write_text(out / name / CARD, text)

@@ -16,11 +16,10 @@ exactly the correct images, the annotated target first.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ...atomic import write_json
 from .config import SynthConfig
 from .garment_text import pick
 from .render import RenderJob, image_rng
@@ -64,8 +63,9 @@ def _shared_concept(reference: Scene, edits: list[Edit], rng: np.random.Generato
     return f"a {pick(rng, BACKGROUNDS[reference.background][1])} background"
 
 
-def build_circo(root: Path, config: SynthConfig) -> tuple[list[RenderJob], dict]:
-    """Write synth-circo's JSON files under ``root``; return the images to render and counts."""
+def build_circo(config: SynthConfig) -> tuple[dict[str, Any], list[RenderJob], dict]:
+    """Plan synth-circo: its JSON documents by relative path, the images to render, and counts."""
+    documents: dict[str, Any] = {}
     rng = np.random.default_rng([config.seed, 3])
     gallery: dict[tuple, Scene] = {}
     planned: dict[str, list[dict]] = {}
@@ -131,11 +131,11 @@ def build_circo(root: Path, config: SynthConfig) -> tuple[list[RenderJob], dict]
                 del record["target_img_id"], record["gt_img_ids"]
             records.append(record)
             query_id += 1
-        write_json(root / "annotations" / f"{split}.json", records)
-        write_json(root / "synth_meta" / f"queries.{split}.json", meta)
+        documents[f"annotations/{split}.json"] = records
+        documents[f"synth_meta/queries.{split}.json"] = meta
         counts[split] = {"queries": len(records), "mean_gt": round(float(np.mean([len(m["gt_img_ids"]) for m in meta])), 2)}
-    write_json(root / "COCO2017_unlabeled" / "annotations" / "image_info_unlabeled2017.json", {"images": images})
-    write_json(root / "gallery_captions" / "unlabeled2017.json", gallery_captions)
-    write_json(root / "synth_meta" / "scenes.json", scenes_meta)
+    documents["COCO2017_unlabeled/annotations/image_info_unlabeled2017.json"] = {"images": images}
+    documents["gallery_captions/unlabeled2017.json"] = gallery_captions
+    documents["synth_meta/scenes.json"] = scenes_meta
     counts["gallery"] = {"images": len(images)}
-    return jobs, counts
+    return documents, jobs, counts

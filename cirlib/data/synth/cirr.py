@@ -20,11 +20,10 @@ the edited reference.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ...atomic import write_json
 from .config import SynthConfig
 from .render import RenderJob, image_rng
 from .scene_edits import apply_chain, chain_caption, edit_between, edit_to_json, loosen, realisations, sample_edit
@@ -100,8 +99,9 @@ def _path(split: str, name: str, family: int) -> str:
     return f"./{folder}/{family % 100}/{name}.png" if split == "train" else f"./{folder}/{name}.png"
 
 
-def build_cirr(root: Path, config: SynthConfig) -> tuple[list[RenderJob], dict]:
-    """Write synth-cirr's JSON files under ``root``; return the images to render and counts."""
+def build_cirr(config: SynthConfig) -> tuple[dict[str, Any], list[RenderJob], dict]:
+    """Plan synth-cirr: its JSON documents by relative path, the images to render, and counts."""
+    documents: dict[str, Any] = {}
     jobs: list[RenderJob] = []
     scenes_meta: dict[str, dict] = {}
     counts: dict[str, dict[str, int]] = {}
@@ -142,10 +142,10 @@ def build_cirr(root: Path, config: SynthConfig) -> tuple[list[RenderJob], dict]:
                     records.append(record)
                     pairid += 1
                 set_id += 1
-        write_json(root / "cirr" / "captions" / f"cap.rc2.{split}.json", records)
-        write_json(root / "cirr" / "image_splits" / f"split.rc2.{split}.json", split_paths)
-        write_json(root / "gallery_captions" / f"{split}.json", gallery_captions)
-        write_json(root / "synth_meta" / f"queries.{split}.json", meta)
+        documents[f"cirr/captions/cap.rc2.{split}.json"] = records
+        documents[f"cirr/image_splits/split.rc2.{split}.json"] = split_paths
+        documents[f"gallery_captions/{split}.json"] = gallery_captions
+        documents[f"synth_meta/queries.{split}.json"] = meta
         counts[split] = {"gallery": len(split_paths), "queries": len(records), "img_sets": len(split_paths) // SET_SIZE}
-    write_json(root / "synth_meta" / "scenes.json", scenes_meta)
-    return jobs, counts
+    documents["synth_meta/scenes.json"] = scenes_meta
+    return documents, jobs, counts

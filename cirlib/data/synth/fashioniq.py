@@ -15,11 +15,10 @@ Test captions omit "target", as the release withholds it; synth_meta keeps it.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ...atomic import write_json
 from .config import SynthConfig
 from .garment_text import changed_attributes, garment_caption, relative_captions
 from .garments import Garment, garment_codes, garment_from_codes
@@ -76,8 +75,9 @@ def _sample_pairs(gallery: list[Garment], n: int, rng: np.random.Generator) -> l
     return pairs
 
 
-def build_fashioniq(root: Path, config: SynthConfig) -> tuple[list[RenderJob], dict]:
-    """Write synth-fashioniq's JSON files under ``root``; return the images to render and counts."""
+def build_fashioniq(config: SynthConfig) -> tuple[dict[str, Any], list[RenderJob], dict]:
+    """Plan synth-fashioniq: its JSON documents by relative path, the images to render, and counts."""
+    documents: dict[str, Any] = {}
     jobs: list[RenderJob] = []
     attributes: dict[str, dict] = {}
     counts: dict[str, dict[str, dict[str, int]]] = {}
@@ -103,10 +103,10 @@ def build_fashioniq(root: Path, config: SynthConfig) -> tuple[list[RenderJob], d
                                                                          for q in CAPTION_QUALITIES]})
                 attributes[name] = garment.to_json()
                 jobs.append(RenderJob(f"images/{name}.png", garment))
-            write_json(root / "captions" / f"cap.{category}.{split}.json", records)
-            write_json(root / "image_splits" / f"split.{category}.{split}.json", names)
-            write_json(root / "gallery_captions" / f"{category}.{split}.json", gallery_captions)
-            write_json(root / "synth_meta" / f"queries.{category}.{split}.json", meta)
+            documents[f"captions/cap.{category}.{split}.json"] = records
+            documents[f"image_splits/split.{category}.{split}.json"] = names
+            documents[f"gallery_captions/{category}.{split}.json"] = gallery_captions
+            documents[f"synth_meta/queries.{category}.{split}.json"] = meta
             counts.setdefault(category, {})[split] = {"gallery": len(names), "queries": len(records)}
-    write_json(root / "synth_meta" / "attributes.json", attributes)
-    return jobs, counts
+    documents["synth_meta/attributes.json"] = attributes
+    return documents, jobs, counts

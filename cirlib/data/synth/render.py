@@ -8,7 +8,6 @@ Files are written atomically and existing ones are kept, so an interrupted build
 from __future__ import annotations
 
 import io
-import multiprocessing
 import os
 import zlib
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ...atomic import write_atomic
+from ...errors import ConfigError
+from ...workers import process_pool
 from .garments import Garment, render_garment
 from .scenes import Scene, render_scene
 
@@ -55,16 +56,28 @@ def _render_one(args: tuple[Path, int, RenderJob]) -> None:
     write_atomic(target, lambda handle: handle.write(data))
 
 
+def resolve_workers(workers: int | None) -> int:
+    """The number of rendering processes: ``workers``, or every core for None; below 1 is refused.
+
+    Callers check it before writing anything, so a bad ``--workers`` never leaves a half-made folder.
+    """
+    if workers is None:
+        return os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError("cirlib synth", "workers", workers,
+                          "a whole number >= 1 of rendering processes (--workers N); leave it out to use every core")
+    return workers
+
+
 def render_all(jobs: list[RenderJob], root: Path, seed: int, workers: int | None = None, desc: str = "render") -> None:
     """Render ``jobs`` under ``root`` with ``workers`` processes (default: all cores)."""
-    workers = workers or os.cpu_count() or 1
+    workers = resolve_workers(workers)
     tasks = [(root, seed, job) for job in jobs]
     if workers == 1 or len(tasks) < 64:
         for task in tqdm(tasks, desc=desc, unit="img", mininterval=1.0):
             _render_one(task)
         return
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    with context.Pool(workers) as pool:
+    with process_pool(workers) as pool:
         for _ in tqdm(pool.imap_unordered(_render_one, tasks, chunksize=64), total=len(tasks), desc=desc, unit="img",
                       mininterval=1.0):
             pass
