@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 from open_clip.model import CLIP
 from open_clip.tokenizer import SimpleTokenizer
-from safetensors.torch import load_file
 
 from ..atomic import write_json
-from .tensor_io import save_tensors
+from ..errors import FileError
+from .tensor_io import read_tensors, save_tensors
 
 
 def build_clip(model_cfg: dict) -> CLIP:
@@ -28,12 +28,24 @@ def build_tokenizer(model_cfg: dict) -> SimpleTokenizer:
 
 
 def load_model_dir(folder: Path | str) -> tuple[CLIP, dict]:
-    """A model folder in the hub's layout: ``open_clip_config.json`` + ``open_clip_model.safetensors``."""
+    """A model folder in the hub's layout: ``open_clip_config.json`` + ``open_clip_model.safetensors``
+    (weights verified against their checksum when cirlib wrote them; a damaged file is a named error)."""
     folder = Path(folder)
-    config = json.loads((folder / "open_clip_config.json").read_text())
-    model = build_clip(config["model_cfg"])
-    state = load_file(str(folder / "open_clip_model.safetensors"))
-    model.load_state_dict({k: v.float() for k, v in state.items()})
+    config_path = folder / "open_clip_config.json"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        model_cfg = config["model_cfg"]
+        model = build_clip(model_cfg)
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise FileError(config_path, f"is not an open_clip model config ({type(error).__name__}: {error})",
+                        "restore the model folder (it needs a JSON object with model_cfg)") from None
+    state, _ = read_tensors(folder / "open_clip_model.safetensors", "the weights file")
+    try:
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError as error:
+        raise FileError(folder / "open_clip_model.safetensors", "does not fit the architecture in "
+                        f"open_clip_config.json ({str(error).splitlines()[0]})",
+                        "keep the config and the weights of one model together") from None
     return model.eval(), config
 
 

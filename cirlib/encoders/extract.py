@@ -8,27 +8,47 @@ methods differ in whether and where they normalise (see the fusion modules).
 With a multi-process ``DistContext`` (under ``torchrun``) every process encodes every N-th batch and
 all of them receive all features, in order: the batches are those of a single process, so the
 features are identical to its own. All processes must then call with the same inputs.
+
+An image that cannot be decoded (missing, truncated, corrupt) stops the extraction with a
+:class:`~cirlib.errors.FileError` naming it, whether it was decoded in a worker process or not.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
+from ..errors import FileError
 from .device import compute_precision
 from .distributed import DistContext, gather_batches, is_main, shard_batches
 from .loading import Encoder
 from .transforms import build_preprocess
 
 
+IMAGE_FIX = "re-download or re-render it (images of the synthetic benchmark: `cirlib synth --verify` repairs them)"
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """An image that could not be decoded. It leaves a DataLoader worker as data, not as an exception: the
+    DataLoader re-raises a worker's exception as a RuntimeError that holds only the traceback's text."""
+
+    path: str
+    problem: str
+
+    def error(self) -> FileError:
+        return FileError(self.path, f"image cannot be decoded ({self.problem})", IMAGE_FIX)
+
+
 class ImageFiles(Dataset):
-    """Image files -> preprocessed tensors."""
+    """Image files -> preprocessed tensors, or :class:`Unreadable` for a file that cannot be decoded."""
 
     def __init__(self, paths: Sequence[Path | str], preprocess) -> None:
         self.paths, self.preprocess = list(paths), preprocess
@@ -36,9 +56,17 @@ class ImageFiles(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        with Image.open(self.paths[index]) as image:
-            return self.preprocess(image)
+    def __getitem__(self, index: int) -> torch.Tensor | Unreadable:
+        try:
+            with Image.open(self.paths[index]) as image:
+                return self.preprocess(image)
+        except (OSError, SyntaxError, ValueError) as error:  # PIL's errors for missing, truncated, corrupt files
+            return Unreadable(str(self.paths[index]), str(error) or type(error).__name__)
+
+
+def _collate(samples: list[torch.Tensor | Unreadable]) -> torch.Tensor | Unreadable:
+    """One batch of pixels, or the batch's first unreadable image."""
+    return next((sample for sample in samples if isinstance(sample, Unreadable)), None) or default_collate(samples)
 
 
 def default_workers() -> int:
@@ -50,7 +78,7 @@ def default_workers() -> int:
 
 def _features(batches: list[torch.Tensor], encoder: Encoder) -> torch.Tensor:
     """The batches' features as one (N, D) tensor; (0, D) without batches (a process may have none)."""
-    return torch.cat(batches) if batches else torch.empty(0, encoder.model.text_projection.shape[1])
+    return torch.cat(batches) if batches else torch.empty(0, encoder.embed_dim)
 
 
 @torch.no_grad()
@@ -61,10 +89,12 @@ def encode_images(encoder: Encoder, paths: Sequence[Path | str], batch_size: int
     mine = shard_batches(paths, batch_size, context)
     loader = DataLoader(ImageFiles(mine, build_preprocess(encoder.preprocess_config)), batch_size=batch_size,
                         num_workers=default_workers() if num_workers is None else num_workers,
-                        pin_memory=encoder.device.type == "cuda")
+                        pin_memory=encoder.device.type == "cuda", collate_fn=_collate)
     features = []
     for pixels in tqdm(loader, desc="encode images", unit="batch", disable=not (progress and is_main(context)),
                        mininterval=2.0):
+        if isinstance(pixels, Unreadable):
+            raise pixels.error()
         with compute_precision(encoder.device, encoder.precision):
             features.append(encoder.model.encode_image(pixels.to(encoder.device, non_blocking=True)).float().cpu())
     return gather_batches(_features(features, encoder), len(paths), batch_size, context)

@@ -7,13 +7,13 @@ checkpoint file, or an open_clip hub name with a pretrained tag.
     load_encoder("ViT-B-32", pretrained="laion2b_s34b_b79k")  # the hub (needs internet; never in tests)
 
 The encoder carries its preprocessing, so callers cannot mismatch it, the precision its features are
-computed in (float32 by default: the same features on every device), and an identity string with a
-hash of its weights; all three key every feature cache (``feature_key``).
+computed in (float32 by default: the same features on every device), and an identity string with the
+hash of its weights at load time; the cache key (``feature_key``) holds the name, the weights hashed again,
+the preprocessing and the precision.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -24,6 +24,7 @@ import torch
 
 from .clip_model import build_tokenizer, load_model_dir
 from .device import resolve_device, resolve_precision
+from .tensor_io import tensors_digest
 from .transforms import CLIP_MEAN, CLIP_STD, PreprocessConfig
 
 BUNDLED = {"synthclip": "models/synthclip"}
@@ -43,24 +44,31 @@ class Encoder:
 
     @property
     def identity(self) -> str:
-        """Model name plus a hash of its weights: changes whenever the weights change."""
+        """Model name plus the hash of its weights taken at load time (``weights_sha256``). It is fixed: weights
+        changed in memory afterwards (training, ``load_state_dict``) keep the old identity, so records that
+        store it (runs, indexes) cannot tell them apart. ``feature_key`` hashes the weights again, so the
+        feature caches never serve stale features. To refresh the identity, make a new encoder:
+        ``dataclasses.replace(encoder, weights_sha256=weights_hash(encoder.model))``."""
         return f"{self.name}@{self.weights_sha256[:16]}"
 
     @property
+    def embed_dim(self) -> int:
+        """Width of the image and text features (the rows of every feature tensor)."""
+        projection = self.model.text_projection  # a matrix, or a Linear in some open_clip configurations
+        return projection.out_features if isinstance(projection, torch.nn.Linear) else projection.shape[1]
+
+    @property
     def feature_key(self) -> dict:
-        """Everything about the encoder that determines its features: part of every cache key."""
-        return {"encoder": self.identity, "preprocess": self.preprocess_config.to_json(),
-                "precision": self.precision}
+        """Everything about the encoder that determines its features, part of every cache key: its name, its
+        weights hashed now (not at load time, so weights changed in memory never hit the old entries; 0.02 s
+        for synthclip, 0.5 s for a ViT-B-32 on a CPU), its preprocessing and its precision."""
+        return {"encoder": self.name, "weights": weights_hash(self.model),
+                "preprocess": self.preprocess_config.to_json(), "precision": self.precision}
 
 
 def weights_hash(model: torch.nn.Module) -> str:
     """sha256 over the state dict's names, dtypes, shapes and bytes."""
-    digest = hashlib.sha256()
-    for key, tensor in sorted(model.state_dict().items()):
-        value = tensor.detach().cpu().contiguous()
-        digest.update(f"{key}|{value.dtype}|{tuple(value.shape)}".encode())
-        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    return tensors_digest(model.state_dict())
 
 
 def bundled_model_dir(name: str) -> Path:

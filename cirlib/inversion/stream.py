@@ -15,19 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from ..data.synth.build import GENERATOR_VERSION
 from ..encoders.device import compute_precision
 from ..encoders.extract import encode_texts
 from ..encoders.loading import Encoder
-from ..encoders.tensor_io import save_tensors
+from ..encoders.tensor_io import read_cache, save_tensors
 from ..encoders.transforms import uint8_to_input
 from ..train.pretrain import render_pairs
 
-FORMAT = "cirlib-stream-features-1"
+FORMAT = "cirlib-stream-features-2"
 
 
 @dataclass
@@ -59,12 +57,10 @@ def stream_features(encoder: Encoder, cache: Path | str, seed: int, start: int, 
              "generator": GENERATOR_VERSION}
     key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
     path = Path(cache) / f"stream-s{seed}-{start}-{count}-{key[:16]}.safetensors"
-    if path.is_file():
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        if metadata.get("key") == key:
-            tensors = load_file(str(path))
-            return StreamFeatures(tensors["image"], tensors["text"], json.loads(metadata["captions"]))
+    stored = read_cache(path, "the stream feature cache")
+    if stored is not None and stored[1].get("key") == key:
+        tensors, metadata = stored
+        return StreamFeatures(tensors["image"], tensors["text"], json.loads(metadata["captions"]))
     pixels, captions = render_pairs(seed, range(start, start + count), encoder.preprocess_config, workers,
                                     desc="render stream pairs")
     image = _encode_pixels(encoder, pixels)
