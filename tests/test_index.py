@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from cirlib.index import (ExactIndex, FaissIndex, IndexMismatchError, block_topk, build_index, load_index,
                           topk_first)
 from cirlib.encoders.tensor_io import save_tensors
+from cirlib.errors import FileError
 from cirlib.index.topk import merge_topk, order_keys
 from cirlib.metrics import top_k_indices
 
@@ -296,10 +297,10 @@ def test_load_refuses_another_model_or_dimension(tmp_path, spec, name):
 
 def test_load_errors_name_the_file(tmp_path):
     (tmp_path / "notes.safetensors").write_text("not an index")
-    with pytest.raises(ValueError, match="notes.safetensors is not a safetensors file"):
+    with pytest.raises(FileError, match="notes.safetensors: the saved index is truncated or damaged"):
         load_index(tmp_path / "notes.safetensors", model=None)
     foreign = save_tensors(tmp_path / "features.safetensors", {"features": torch.zeros(2, 3)}, {"key": "abc"})
-    with pytest.raises(ValueError, match="features.safetensors is not a saved cirlib exact index"):
+    with pytest.raises(FileError, match="features.safetensors: is not a saved cirlib exact index"):
         load_index(foreign, model=None)
     index = FaissIndex(DIM)
     index.add(random_unit(10, 5))

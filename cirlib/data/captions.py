@@ -1,7 +1,9 @@
 """Captions of gallery images written by a captioning model, for training-free methods (WeiMoCIR).
 
 A caption file is a JSON list of ``{"candidate": <image name>, "captions": [<string>, ...]}``, the
-format of the WeiMoCIR reference code. Where such files live is decided by the caller.
+format of the WeiMoCIR reference code. Where such files live is decided by the caller. The image
+names are only keys: no path is made from them (image paths come from the dataset readers, which keep
+them inside the dataset root), so they need no containment check.
 """
 
 from __future__ import annotations

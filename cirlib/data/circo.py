@@ -45,11 +45,12 @@ class CIRCO(DatasetReader):
 
     @cached_property
     def _file_names(self) -> dict[int, str]:
-        """COCO image id -> file name, in image_info order."""
+        """COCO image id -> file name (checked to stay inside the root), in image_info order."""
         path = self._info_path
         info = self._json(path, dict, 'the COCO 2017 unlabeled image info, a JSON object with an "images" list')
         images = Record(path, None, info).get("images", list)
-        return {rec.get("id", int): rec.get("file_name", str) for rec in iter_records(images, path, id_field="id")}
+        return {rec.get("id", int): self._contained(rec.get("file_name", str), path, rec.label)
+                for rec in iter_records(images, path, id_field="id")}
 
     def image_path(self, img_id: int) -> Path:
         """Path of an image (the zero-padded COCO name if image_info does not list the id)."""

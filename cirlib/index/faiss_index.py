@@ -13,7 +13,9 @@ much recall): ``params`` is a ``ParameterSpace`` string such as ``"nprobe=32"`` 
 ``"efSearch=128"``; by default IVF indexes get nprobe=16 and HNSW indexes efSearch=128.
 
 ``save`` writes faiss's binary file and a JSON sidecar ``<path>.json`` with the metadata; both
-atomically, the index first, so a sidecar always describes a complete index file.
+atomically, the index first, so a sidecar always describes a complete index file. ``load`` refuses a
+sidecar that is not JSON or lacks fields, and an index file faiss cannot read (truncated), with a
+``FileError`` naming the file. faiss files carry no checksum: a flipped byte in the vectors goes unseen.
 """
 
 from __future__ import annotations
@@ -28,12 +30,15 @@ import torch
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_path, write_json
-from .base import Index, check_metadata
+from ..errors import FileError
+from .base import Index, check_fit, check_metadata
 
 DEFAULT_NPROBE = 16
 DEFAULT_EF_SEARCH = 128
 RECOMMENDED_PER_LIST = 39  # faiss warns below 39 training points per k-means centroid
 _ADD_BATCH = 65_536  # rows per faiss add call (one progress step)
+_FIELDS = {"spec": str, "params": str, "train_size": int, "seed": int}  # the sidecar's fields beyond the shared ones
+_RESAVE = "rebuild the index and save it again (the file was truncated, damaged or edited)"
 
 
 def sidecar_path(path: Path | str) -> Path:
@@ -159,15 +164,37 @@ class FaissIndex(Index):
         if not path.is_file() or not sidecar.is_file():
             raise FileNotFoundError(f"a saved FaissIndex needs both {path} and its sidecar {sidecar}; "
                                     f"missing: {', '.join(str(p) for p in (path, sidecar) if not p.is_file())}")
-        metadata = json.loads(sidecar.read_text(encoding="utf-8"))
-        check_metadata(metadata, path, cls.backend, model, dim)
-        stored = faiss.read_index(str(path))
+        metadata = _read_sidecar(sidecar)
+        check_metadata(metadata, sidecar, cls.backend, _FIELDS)
+        check_fit(metadata, path, model, dim)
+        stored = _read_index(path)
         if stored.ntotal != metadata["count"] or stored.d != metadata["dim"]:
-            raise ValueError(f"{path} holds {stored.ntotal} vectors of dimension {stored.d} but its sidecar says "
-                             f"{metadata['count']} of {metadata['dim']} (an interrupted save?). Fix: save it again")
+            raise FileError(path, f"holds {stored.ntotal} vectors of dimension {stored.d} but its sidecar says "
+                                  f"{metadata['count']} of {metadata['dim']} (an interrupted save?)", _RESAVE)
         settings = {key: metadata[key] for key in ("params", "train_size", "seed")} | options
         index = cls(metadata["dim"], metadata["spec"], metadata["metric"], metadata["model"], **settings)
         index._index = stored  # read_index returns the IndexIDMap, which owns the inner index
         index._inner = faiss.downcast_index(stored.index)
         index._apply_params()
         return index
+
+
+def _read_sidecar(sidecar: Path) -> dict[str, Any]:
+    """The metadata object of a sidecar; an unreadable file, invalid JSON or another JSON type is a FileError."""
+    try:
+        metadata = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise FileError(sidecar, f"is not a readable JSON file ({error})", _RESAVE) from None
+    if not isinstance(metadata, dict):
+        raise FileError(sidecar, f"holds a JSON {type(metadata).__name__}, not the index's metadata object", _RESAVE)
+    return metadata
+
+
+def _read_index(path: Path) -> faiss.Index:
+    """faiss's ``read_index``; a file it cannot read (truncated, damaged, foreign) is a FileError."""
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError as error:
+        reason = str(error).splitlines()[-1].rpartition("Error: ")[2]
+        raise FileError(path, f"is not a faiss index file, or is a truncated or damaged one ({reason})",
+                        _RESAVE) from None

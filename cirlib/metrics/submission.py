@@ -3,7 +3,7 @@
 The evaluation servers reject a file with a repeated or missing query id, a list of the wrong
 length, or a name listed twice -- and say little about which query was at fault. The writers here
 check all of that first and raise one ``ValueError`` naming the offending ids and the fix; a file
-is only ever replaced whole (temporary file in the same folder, then ``os.replace``).
+is only ever replaced whole, and gets the mode the umask gives (``cirlib.atomic.write_json``).
 
 Query ids become JSON string keys; names and ids in the lists are written as strings too, as in
 SEARLE's submission files.
@@ -11,13 +11,12 @@ SEARLE's submission files.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cirlib.atomic import write_json
 from cirlib.metrics.ranking import Name, _as_name_list, _duplicates, _listing, _same_length
 
 CIRR_TOP_K = 50
@@ -61,22 +60,6 @@ def _validated(label: str, query_ids: Sequence[Any], lists: Sequence[Sequence[Na
     return dict(zip(keys, rows))
 
 
-def _write_json_atomically(path: Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` so that readers see the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_cirr_submission(out_dir_or_prefix: str | os.PathLike[str], pair_ids: Sequence[Any],
                           top50_names: Sequence[Sequence[Name]], subset_top3_names: Sequence[Sequence[Name]],
                           expected_pair_ids: Sequence[Any] | None = None) -> tuple[Path, Path]:
@@ -98,8 +81,8 @@ def write_cirr_submission(out_dir_or_prefix: str | os.PathLike[str], pair_ids: S
         base = base.with_suffix("")
     recall_path = base.with_name(f"{base.name}_recall.json")
     subset_path = base.with_name(f"{base.name}_recall_subset.json")
-    return (_write_json_atomically(recall_path, {"version": "rc2", "metric": "recall"} | recall),
-            _write_json_atomically(subset_path, {"version": "rc2", "metric": "recall_subset"} | subset))
+    return (write_json(recall_path, {"version": "rc2", "metric": "recall"} | recall, indent=None),
+            write_json(subset_path, {"version": "rc2", "metric": "recall_subset"} | subset, indent=None))
 
 
 def write_circo_submission(path: str | os.PathLike[str], query_ids: Sequence[Any], top50_ids: Sequence[Sequence[Name]],
@@ -108,5 +91,4 @@ def write_circo_submission(path: str | os.PathLike[str], query_ids: Sequence[Any
 
     Pass ``expected_query_ids`` (all test query ids) to catch missing queries before the server does.
     """
-    return _write_json_atomically(Path(path), _validated("CIRCO", query_ids, top50_ids, CIRCO_TOP_K,
-                                                         expected_query_ids))
+    return write_json(path, _validated("CIRCO", query_ids, top50_ids, CIRCO_TOP_K, expected_query_ids), indent=None)
