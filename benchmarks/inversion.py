@@ -56,14 +56,8 @@ COLUMNS = (("fashioniq", "avg R@10"), ("fashioniq", "avg R@50"), ("cirr", "R@1")
 
 
 def trained_run(job: str, config) -> tuple[Path, dict]:
-    """Train ``config`` unless its run folder holds a finished run of the same config; (folder, record)."""
-    path = Path(config.out) / CHECKPOINT
-    if path.is_file():
-        record = read_record(path)
-        if record["config"] == dataclasses.asdict(config) and record["step"] == config.steps:
-            print(f"reusing {config.out}", flush=True)
-            return Path(config.out), record
-    run = JOBS[job][1](config)
+    """Train ``config``, or reuse the finished run of the same config in its folder; (folder, record)."""
+    run = JOBS[job][1](config, resume=True)
     return run, read_record(run / CHECKPOINT)
 
 

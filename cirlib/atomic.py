@@ -73,3 +73,8 @@ def write_json(path: Path | str, data: Any, indent: int | None = 2) -> Path:
 
 def write_text(path: Path | str, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
+
+
+def save_figure(path: Path | str, figure: Any, **options: Any) -> Path:
+    """A matplotlib figure saved atomically, in the format its suffix names (``options``: savefig's, e.g. dpi)."""
+    return write_atomic(path, lambda handle: figure.savefig(handle, format=Path(path).suffix[1:], **options))

@@ -13,7 +13,7 @@ from .analysis.benchmark import format_summary, prepare_benchmark
 from . import paper_numbers
 from .atomic import write_json
 from .config import PRECISIONS, load_config
-from .errors import CirlibError
+from .errors import CirlibError, FileError
 from .data.synth.config import preset
 
 
@@ -25,14 +25,19 @@ def _add_synth_arguments(parser: argparse.ArgumentParser, default_size: str, ove
     parser.add_argument("--workers", type=int, default=None, help="rendering processes (default: all cores)")
     if overwrite_flag:
         parser.add_argument("--overwrite", action="store_true",
-                            help="replace a benchmark built with another configuration")
+                            help="replace a benchmark built with another configuration (deletes only the files "
+                                 "its manifest lists)")
+        parser.add_argument("--verify", action="store_true",
+                            help="check every file's sha256 against the manifest (sizes are always checked) and "
+                                 "repair the files that differ")
 
 
 def _synth(args: argparse.Namespace) -> dict:
     config = preset(args.size, seed=args.seed)
     print(f"synth config: {json.dumps(config.to_json())}", flush=True)
     start = time.perf_counter()
-    manifest = prepare_benchmark(args.out, config, workers=args.workers, overwrite=args.overwrite)
+    manifest = prepare_benchmark(args.out, config, workers=args.workers, overwrite=args.overwrite,
+                                 verify=args.verify)
     print(format_summary(manifest))
     print(f"\nbenchmark ready in {args.out} ({time.perf_counter() - start:.0f} s); datacards: {args.out}/*/datacard.md")
     return manifest
@@ -61,20 +66,23 @@ def _pretrain(args: argparse.Namespace) -> None:
 
     config = load_config(PretrainConfig, args.config, out=args.out, steps=args.steps, device=args.device,
                          precision=args.precision)
-    pretrain(config, resume=args.resume)
+    pretrain(config, resume=args.resume, overwrite=args.overwrite)
 
 
 def _train(args: argparse.Namespace) -> None:
     from .experiments import load_job_config, seed_table
 
     if args.seeds:
+        if args.overwrite:
+            raise CirlibError("--seeds reuses the finished runs it finds; --overwrite replaces one run. Fix: delete "
+                              "the seed runs to retrain them, or drop --overwrite")
         print(seed_table(args.config, args.seeds, args.results, runs=args.out))
         return
     if len(args.config) != 1:
         raise ValueError("several --config files need --seeds (the multi-seed table); train one config at a time")
     job, config = load_job_config(args.config[0], out=args.out, epochs=args.epochs, seed=args.seed,
                                   device=args.device, precision=args.precision)
-    job.run(config, resume=args.resume)
+    job.run(config, resume=args.resume, overwrite=args.overwrite)
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -83,12 +91,12 @@ def _eval(args: argparse.Namespace) -> None:
 
     path = Path(args.run_dir) / f"{args.checkpoint}.safetensors" if Path(args.run_dir).is_dir() else Path(args.run_dir)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; pass a run folder of `cirlib train` or a .safetensors file")
-    result = evaluate_checkpoint(path, device=args.device)
+        raise FileError(path, "no checkpoint there", "pass a run folder of `cirlib train` or a .safetensors file")
+    result = evaluate_checkpoint(path, cache=args.cache, device=args.device)
     print(f"eval config: {json.dumps(result['config'])}")
     print(format_table({result["config"]["fusion"]: result["metrics"]}, list(result["metrics"]),
                        f"{Path(result['config']['data_root']).name} (val), epoch {result['epoch']}, {path}"))
-    out = Path(args.results) / f"eval_{path.parent.name}_{path.stem}.json"
+    out = Path(args.results) / f"eval_{path.absolute().parent.name}_{path.stem}.json"
     write_json(out, result)
     print(f"saved {out}")
 
@@ -122,6 +130,18 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", default="results", help="where results JSON files go")
 
 
+def _add_run_arguments(parser: argparse.ArgumentParser, checkpoint: str) -> None:
+    """--resume and --overwrite, for a command that trains into a run folder (cirlib.train.run_folder)."""
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--resume", action="store_true",
+                        help=f"continue the run in --out from <out>/{checkpoint} (a finished run is reused as is); "
+                             "a config that differs in more than where and on what it runs is refused "
+                             "(cirlib.train.run_folder.IGNORED_FIELDS)")
+    choice.add_argument("--overwrite", action="store_true",
+                        help="replace the run in --out: delete the files this command writes there (other files "
+                             "stay), then train from the start")
+
+
 def _add_precision_argument(parser: argparse.ArgumentParser, default: str | None) -> None:
     parser.add_argument("--precision", choices=PRECISIONS, default=default,
                         help="training precision; auto (the default): bf16 autocast on CUDA, float32 on CPU; "
@@ -150,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--steps", type=int, default=None)
     pretrain.add_argument("--device", default=None)
     _add_precision_argument(pretrain, None)
-    pretrain.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.safetensors")
+    _add_run_arguments(pretrain, "checkpoint.safetensors")
     pretrain.set_defaults(run=_pretrain)
 
     train = commands.add_parser("train", help="train a model from a YAML config (its `kind` picks the job)")
@@ -164,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--device", default=None)
     _add_precision_argument(train, None)
-    train.add_argument("--resume", action="store_true", help="continue from <out>/last.safetensors")
+    _add_run_arguments(train, "last.safetensors (inversion kinds: checkpoint.safetensors)")
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("eval", help="evaluate a trained fusion checkpoint on its validation split")
@@ -172,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="run folder of `cirlib train`, or a checkpoint file")
     evaluate.add_argument("--checkpoint", choices=("best", "last"), default="best")
     evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--cache", default="data/cache",
+                          help="feature cache folder (never the one stored in the checkpoint's config)")
     evaluate.add_argument("--results", default="results", help="where the results JSON goes")
     evaluate.set_defaults(run=_eval)
 

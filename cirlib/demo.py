@@ -29,15 +29,16 @@ import torch
 from matplotlib.figure import Figure
 
 from .analysis.benchmark import format_summary, prepare_benchmark
-from .atomic import write_json, write_text
-from .config import check_precision
+from .atomic import save_figure, write_json, write_text
+from .config import DEVICE, PRECISIONS, setting, validate
 from .data.synth.config import preset
 from .encoders import FeatureCache, describe, load_encoder
 from .encoders.captions import split_features, synth_captioned_splits
 from .encoders.device import resolve_device
+from .encoders.transforms import PREPROCESS_KINDS
 from .evaluation import CIRR_COLUMNS, FASHIONIQ_COLUMNS, markdown_table
 from .experiments import config_variant, evaluate, run_fusion_job
-from .fusion import ZERO_SHOT_BASELINES
+from .fusion import VARIANTS, ZERO_SHOT_BASELINES
 from .plots import parameter_heatmap
 from .sweep import SELECT_BY, SweepResult, best_cell, sweep
 
@@ -54,25 +55,25 @@ class DemoConfig:
     """Everything that determines the demo's numbers (printed first, saved in ``results/demo.json``)."""
 
     benchmark: str = "data/synth"       # folder of the synthetic benchmark (rebuilt if stale)
-    size: str = "medium"                # small | medium
-    seed: int = 0                       # the benchmark's seed
-    workers: int | None = None          # rendering processes (default: all cores)
+    size: str = setting("medium", choices=("small", "medium"))
+    seed: int = setting(0, minimum=0)   # the benchmark's seed
+    workers: int | None = setting(None, minimum=1)  # rendering processes (default: all cores)
     model: str = "synthclip"
     pretrained: str | None = None
-    preprocess: str | None = None
-    device: str = "auto"
-    precision: str = "auto"             # training: bf16 autocast on CUDA, float32 on CPU; "float32" anywhere
+    preprocess: str | None = setting(None, choices=PREPROCESS_KINDS)
+    device: str = setting("auto", **DEVICE)
+    precision: str = setting("auto", choices=PRECISIONS)  # training: bf16 autocast on CUDA, float32 on CPU
     cache: str = "data/cache"
     configs: str = "configs"            # holds synth_<fusion>_<dataset>.yaml
-    fusions: list = field(default_factory=lambda: ["combiner", "moe"])
-    epochs: int = 4                     # per trained model (the configs say 8; 4 keeps the demo short)
-    training_seed: int = 0
+    fusions: list = setting(factory=lambda: ["combiner", "moe"], items=tuple(FUSION_LABELS))
+    epochs: int = setting(4, minimum=1)  # per trained model (the configs say 8; 4 keeps the demo short)
+    training_seed: int = setting(0, minimum=0)
     runs: str = "runs/demo"             # training runs go to <runs>/<config name>-<hash>
-    variant: str = "slides"             # WeiMoCIR's scoring (cirlib.fusion.weighted)
+    variant: str = setting("slides", choices=VARIANTS)  # WeiMoCIR's scoring (cirlib.fusion.weighted)
     results: str = "results"
 
     def __post_init__(self) -> None:
-        check_precision(self.precision)
+        validate(self)
 
 
 @dataclass
@@ -148,7 +149,7 @@ def _figures(result: DemoResult, out: Path) -> list[Path]:
             ax.text(value + 1, y, f"{value:.1f}", va="center", fontsize=8)
     figure.tight_layout()
     recall = out / "demo_recall.png"
-    figure.savefig(recall, dpi=120)
+    save_figure(recall, figure, dpi=120)
     figure = Figure(figsize=(13, 5))
     axes = figure.subplots(1, 2)
     for ax, (dataset, result_) in zip(axes, result.sweeps.items()):
@@ -157,7 +158,7 @@ def _figures(result: DemoResult, out: Path) -> list[Path]:
                           title=f"WeiMoCIR {DATASETS[dataset]} {metric}")
     figure.tight_layout()
     heatmaps = out / "demo_sweep.png"
-    figure.savefig(heatmaps, dpi=110)
+    save_figure(heatmaps, figure, dpi=110)
     return [recall, heatmaps]
 
 

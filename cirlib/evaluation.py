@@ -33,6 +33,15 @@ CIRR_SUBSET_KS = (1, 2, 3)
 CIRCO_KS = (5, 10, 25, 50)
 
 
+def metric_names(dataset: str, categories: Sequence[str] = FashionIQ.CATEGORIES) -> list[str]:
+    """The keys of :func:`evaluate_fashioniq` (over ``categories``) or :func:`evaluate_cirr`, known before any
+    evaluation, so that a config's ``selection_metric`` is checked when it is loaded."""
+    if dataset == "fashioniq":
+        return ([f"{c} R@{k}" for c in categories for k in FASHIONIQ_KS] + [f"avg R@{k}" for k in FASHIONIQ_KS]
+                + ["avg"])
+    return [f"R@{k}" for k in CIRR_KS] + [f"Rsubset@{k}" for k in CIRR_SUBSET_KS] + ["Avg"]
+
+
 def similarity(method: Method, features: SplitFeatures) -> torch.Tensor:
     """(Q, G) cosine similarity of the fused queries to the gallery: the dense reference for small splits."""
     return method(features.reference, features.text) @ F.normalize(features.gallery, dim=-1).T

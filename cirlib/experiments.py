@@ -19,23 +19,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from .atomic import write_json
-from .config import load_config
+from .config import load_config, read_yaml
 from .encoders import FeatureCache, cirr_features, describe, fashioniq_features, load_encoder
 from .encoders.device import exact_float32
-from .encoders.distributed import init_distributed
+from .encoders.distributed import DistContext, init_distributed
 from .encoders.features import SplitFeatures
 from .encoders.loading import Encoder
-from .evaluation import Method, evaluate_cirr, evaluate_fashioniq
+from .errors import ConfigError
+from .evaluation import Method, evaluate_cirr, evaluate_fashioniq, metric_names
 from .fusion import ZERO_SHOT_BASELINES, parameter_count
 from .inversion import LinCIRConfig, Pic2WordConfig, SearleConfig, train_lincir, train_pic2word, train_searle
 from .train.pseudo_triplets import PseudoTripletConfig, pseudo_triplets
-from .train.stage2 import FusionTrainConfig, load_trained_fusion, train_fusion
+from .train.run_folder import open_run
+from .train.stage2 import FUSION_RUN, FusionTrainConfig, fusion_loop, load_trained_fusion
 from .train.triplets import TripletFeatures, cirr_triplets, fashioniq_triplets
 
-DATASETS = ("fashioniq", "cirr")
 ValFeatures = Mapping[str, SplitFeatures] | SplitFeatures
 
 
@@ -56,16 +56,14 @@ def fusion_method(model: torch.nn.Module, chunk: int = 8192) -> Method:
     return method
 
 
-def _check_dataset(config: FusionTrainConfig) -> str:
-    if config.dataset not in DATASETS:
-        raise ValueError(f"dataset {config.dataset!r} is not one of {', '.join(DATASETS)} (the reader and metric "
-                         "to use); point data_root at the dataset folder")
+def _dataset_label(config: FusionTrainConfig) -> str:
+    """The dataset folder's name, which labels its cache files and tables (the config checked ``dataset``)."""
     return Path(config.data_root).name
 
 
 def val_features(encoder: Encoder, cache: FeatureCache, config: FusionTrainConfig) -> ValFeatures:
     """The validation split's cached features: per FashionIQ category, or CIRR's val split."""
-    label = _check_dataset(config)
+    label = _dataset_label(config)
     if config.dataset == "fashioniq":
         return {c: fashioniq_features(encoder, cache, config.data_root, c, "val", dataset=label)
                 for c in config.categories}
@@ -74,7 +72,7 @@ def val_features(encoder: Encoder, cache: FeatureCache, config: FusionTrainConfi
 
 def train_features(encoder: Encoder, cache: FeatureCache, config: FusionTrainConfig) -> TripletFeatures:
     """The training split's triplets (FashionIQ with CLIP4Cir's four text forms)."""
-    label = _check_dataset(config)
+    label = _dataset_label(config)
     if config.dataset == "fashioniq":
         return fashioniq_triplets(encoder, cache, config.data_root, "train", config.categories, dataset=label)
     return cirr_triplets(encoder, cache, config.data_root, "train", dataset=label)
@@ -85,9 +83,29 @@ def evaluate(dataset: str, features: ValFeatures, method: Method) -> dict[str, f
     return evaluate_fashioniq(features, method) if dataset == "fashioniq" else evaluate_cirr(features, method)
 
 
-def run_fusion_job(config: FusionTrainConfig, resume: bool = False) -> dict:
-    """Encode (or load cached) features, train with per-epoch validation, write ``<out>/results.json``."""
+def run_fusion_job(config: FusionTrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
+    """Encode (or load cached) features, train with per-epoch validation, write ``<out>/results.json``.
+
+    The run folder is held for the whole job, with :func:`~cirlib.train.stage2.train_fusion`'s rules
+    (``cirlib.train.run_folder``). A finished run is reused as is: its ``results.json`` is returned, and
+    nothing is encoded or written.
+    """
     context = init_distributed(config.device)
+    with open_run(config.out, FUSION_RUN, config.to_json(), resume, overwrite, main=context.is_main) as previous:
+        stored = _stored_results(Path(config.out)) if FUSION_RUN.finished(previous) else None
+        return stored if stored is not None else _fusion_job(config, previous, context)
+
+
+def _stored_results(out: Path) -> dict | None:
+    """A finished run's ``results.json``; None when it is missing or unreadable (the job then writes it again)."""
+    try:
+        return json.loads((out / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _fusion_job(config: FusionTrainConfig, previous: dict | None, context: DistContext) -> dict:
+    """:func:`run_fusion_job`'s work in the run folder it holds, continuing the checkpoint record ``previous``."""
     encoder = load_encoder(config.model, pretrained=config.pretrained, preprocess=config.preprocess,
                            device=context.device)
     cache = FeatureCache(config.cache, context=context)  # under torchrun every process encodes its share
@@ -99,8 +117,8 @@ def run_fusion_job(config: FusionTrainConfig, resume: bool = False) -> dict:
         every_k = pseudo_config.every_k
         if context.is_main:
             print(f"pseudo triplets: {counts}", flush=True)
-    trained = train_fusion(config, data, lambda model: evaluate(config.dataset, features, fusion_method(model)),
-                           pseudo=pseudo, pseudo_every=every_k, resume=resume, context=context)
+    trained = fusion_loop(config, data, previous, context,
+                          lambda model: evaluate(config.dataset, features, fusion_method(model)), pseudo, every_k)
     results = {"config": config.to_json(), "encoder": describe(encoder), "train triplets": len(data),
                "pseudo triplets": counts, "parameters": parameter_count(trained["model"]),
                "best": trained["best"], "last": trained["last"]}
@@ -109,10 +127,14 @@ def run_fusion_job(config: FusionTrainConfig, resume: bool = False) -> dict:
     return results
 
 
-def evaluate_checkpoint(path: Path | str, device: str = "auto") -> dict:
-    """Re-evaluate a checkpoint from :func:`run_fusion_job` on its config's validation split."""
+def evaluate_checkpoint(path: Path | str, cache: Path | str = "data/cache", device: str = "auto") -> dict:
+    """Re-evaluate a checkpoint from :func:`run_fusion_job` on its config's validation split.
+
+    The checkpoint's config says what to read (``data_root``, the encoder); what is written (the feature
+    cache) goes to the caller's ``cache``, never where a file's metadata says.
+    """
     model, record = load_trained_fusion(path)
-    config = load_config(FusionTrainConfig, None, **record["config"])
+    config = load_config(FusionTrainConfig, None, **{**record["config"], "cache": str(cache), "device": device})
     encoder = load_encoder(config.model, pretrained=config.pretrained, preprocess=config.preprocess, device=device)
     metrics = evaluate(config.dataset, val_features(encoder, FeatureCache(config.cache), config), fusion_method(model))
     return {"config": record["config"], "checkpoint": str(path), "epoch": record["epoch"], "metrics": metrics}
@@ -120,7 +142,7 @@ def evaluate_checkpoint(path: Path | str, device: str = "auto") -> dict:
 
 @dataclass(frozen=True)
 class Job:
-    """A kind of training job: its config dataclass (with a ``kind`` field) and ``run(config, resume)``."""
+    """A kind of training job: its config dataclass (with a ``kind`` field) and ``run(config, resume, overwrite)``."""
 
     config: type
     run: Callable[..., dict]
@@ -128,7 +150,8 @@ class Job:
 
 def _run_folder(train: Callable[..., Path]) -> Callable[..., dict]:
     """A trainer that returns its run folder, as a job that returns a summary."""
-    return lambda config, resume=False: {"config": dataclasses.asdict(config), "out": str(train(config, resume=resume))}
+    return lambda config, resume=False, overwrite=False: {
+        "config": dataclasses.asdict(config), "out": str(train(config, resume=resume, overwrite=overwrite))}
 
 
 JOBS: dict[str, Job] = {"fusion": Job(FusionTrainConfig, run_fusion_job),
@@ -138,12 +161,19 @@ JOBS: dict[str, Job] = {"fusion": Job(FusionTrainConfig, run_fusion_job),
 
 
 def load_job_config(path: Path | str, **overrides):
-    """(job, config) for the YAML at ``path``; its ``kind`` field (default "fusion") picks the job."""
-    loaded = yaml.safe_load(Path(path).read_text()) or {}
-    kind = loaded.get("kind", "fusion") if isinstance(loaded, dict) else "fusion"
+    """(job, config) for the YAML at ``path``; its ``kind`` field (default "fusion") picks the job. The config is
+    validated whole (every field, and a fusion job's ``selection_metric`` against its dataset's metrics)."""
+    loaded = read_yaml(path)
+    kind = loaded.get("kind", "fusion")
     if kind not in JOBS:
-        raise ValueError(f"{path}: unknown kind {kind!r}; known kinds: {', '.join(JOBS)}")
-    return JOBS[kind], load_config(JOBS[kind].config, path, **overrides)
+        raise ConfigError(str(path), "kind", kind, f"one of {', '.join(JOBS)}")
+    config = load_config(JOBS[kind].config, path, **overrides)
+    if isinstance(config, FusionTrainConfig) and config.selection_metric is not None:
+        valid = metric_names(config.dataset, config.categories)
+        if config.selection_metric not in valid:
+            raise ConfigError(str(path), "selection_metric", config.selection_metric,
+                              f"one of {config.dataset}'s validation metrics: {', '.join(valid)} (or null)")
+    return JOBS[kind], config
 
 
 def config_variant(path: Path | str, runs: Path | str, **changes):
@@ -175,7 +205,7 @@ def seed_table(config_paths: Sequence[Path | str], seeds: Sequence[int], results
     rows: dict[str, dict[str, dict]] = {}
     for path in config_paths:
         _, base = load_job_config(path)
-        label = _check_dataset(base)
+        label = _dataset_label(base)
         table = rows.setdefault(base.dataset, {"label": label, "config": {}, "rows": {}})
         if not table["rows"]:
             encoder = load_encoder(base.model, pretrained=base.pretrained, preprocess=base.preprocess,

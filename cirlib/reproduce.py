@@ -16,9 +16,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .config import DEVICE, setting, validate
 from .data import CIRCO, CIRR, FashionIQ
 from .encoders import FeatureCache, circo_features, cirr_features, describe, fashioniq_features, load_encoder
 from .encoders.captions import captioned_split
+from .encoders.transforms import PREPROCESS_KINDS
 from .evaluation import Method, evaluate_circo, evaluate_cirr, evaluate_fashioniq
 from .experiments import fusion_method
 from .fusion import ZERO_SHOT_BASELINES
@@ -39,18 +41,21 @@ ZERO_SHOT = dict(zip(ZERO_SHOT_METHODS, ("image only", "text only", "sum")))  # 
 class ReproduceConfig:
     """One reproduction run; printed first and saved with the results."""
 
-    dataset: str
-    method: str
-    data_root: str
+    dataset: str = setting(choices=DATASETS)
+    method: str = setting(choices=METHODS)
+    data_root: str = setting()
     model: str = "ViT-L-14"
     pretrained: str | None = "openai"
-    preprocess: str | None = None
-    alpha: float = 0.8
-    beta: float = 0.1
+    preprocess: str | None = setting(None, choices=PREPROCESS_KINDS)
+    alpha: float = setting(0.8, minimum=0, maximum=1)
+    beta: float = setting(0.1, minimum=0, maximum=1)
     captions: str | None = None
     checkpoint: str | None = None
     cache: str = "data/cache"
-    device: str = "auto"
+    device: str = setting("auto", **DEVICE)
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 class MissingDatasetError(FileNotFoundError):

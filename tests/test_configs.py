@@ -26,5 +26,5 @@ def test_config_loads_into_its_job(path):
 def test_an_unknown_kind_names_the_known_ones(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("kind: nonsense\n")
-    with pytest.raises(ValueError, match="known kinds: fusion, pic2word, searle, lincir"):
+    with pytest.raises(ValueError, match="kind.*one of fusion, pic2word, searle, lincir"):
         load_job_config(path)

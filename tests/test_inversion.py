@@ -132,12 +132,22 @@ def test_each_trainer_lowers_its_loss(tiny_setup, train, config_class, extra):
     assert phi.config.output_dim == TINY_CLIP["text_cfg"]["width"]
 
 
-def test_resumed_training_repeats_the_uninterrupted_numbers(tiny_setup):
+def test_resumed_training_repeats_the_uninterrupted_numbers(tiny_setup, monkeypatch):
     root, common = tiny_setup
     whole = load_phi(train_pic2word(Pic2WordConfig(**{**common, "steps": 20}, out=str(root / "whole"))))[1]["log"]
-    train_pic2word(Pic2WordConfig(**{**common, "steps": 10}, out=str(root / "split")))
-    resumed = load_phi(train_pic2word(Pic2WordConfig(**{**common, "steps": 20}, out=str(root / "split")),
-                                      resume=True))[1]["log"]
+    import cirlib.inversion.loop as loop
+    real_seed = loop.step_seed
+
+    def killed_at_step_13(seed, step):  # after the step-10 checkpoint, mid-way to the next one
+        if step == 13:
+            raise KeyboardInterrupt
+        return real_seed(seed, step)
+    monkeypatch.setattr(loop, "step_seed", killed_at_step_13)
+    split = Pic2WordConfig(**{**common, "steps": 20}, out=str(root / "split"))
+    with pytest.raises(KeyboardInterrupt):
+        train_pic2word(split)
+    monkeypatch.setattr(loop, "step_seed", real_seed)
+    resumed = load_phi(train_pic2word(split, resume=True))[1]["log"]
     assert [r["loss"] for r in resumed] == [r["loss"] for r in whole]
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cirlib.errors import FileError
 from cirlib.fusion import sum_fusion
 from cirlib.train.checkpoint import read_record
 from cirlib.train.loss import batch_classification_loss
@@ -142,7 +143,7 @@ def test_resume_continues_the_same_trajectory_number_for_number(tmp_path):
     assert strip(first) == strip(second)
     for (name, a), b in zip(whole["model"].state_dict().items(), resumed["model"].state_dict().values()):
         assert torch.equal(a, b), name
-    with pytest.raises(ValueError, match="fields lr differ"):
+    with pytest.raises(FileError, match=r"another config \(lr: 0.003 in the run, 1.0 now\)"):
         train_fusion(config(tmp_path / "b", lr=1.0, **moe), train, validation(held_out), resume=True, progress=False)
 
 
@@ -153,9 +154,10 @@ def test_a_fusion_without_parameters_is_validated_once_and_bad_settings_are_name
     assert result["best"]["epoch"] == 1 and "train loss" not in result["best"]
     assert result["best"]["R@1"] == recall_at_1(sum_fusion(held_out[0], held_out[1]), held_out[2])
     with pytest.raises(ValueError, match="selection_metric 'avg' is not among"):
-        train_fusion(config(tmp_path, selection_metric=None, epochs=1), train, validation(held_out), progress=False)
+        train_fusion(config(tmp_path / "avg", selection_metric=None, epochs=1), train, validation(held_out),
+                     progress=False)
     with pytest.raises(ValueError, match="exceeds the 600 triplets"):
-        train_fusion(config(tmp_path, batch_size=1000), train, None, progress=False)
+        train_fusion(config(tmp_path / "big", batch_size=1000), train, None, progress=False)
 
 
 def test_cli_trains_evaluates_and_tabulates_seeds_on_the_small_benchmark(small_benchmark, tmp_path, capsys):
@@ -184,7 +186,7 @@ def test_cli_trains_evaluates_and_tabulates_seeds_on_the_small_benchmark(small_b
     assert "| combiner |" in capsys.readouterr().out
     (tmp_path / "bad.yaml").write_text("kind: nonsense\n")
     assert main(["train", "--config", str(tmp_path / "bad.yaml")]) == 2
-    assert "unknown kind 'nonsense'; known kinds: fusion" in capsys.readouterr().err
+    assert "field 'kind' is 'nonsense'; expected one of fusion" in capsys.readouterr().err
 
 
 def test_config_variants_get_their_own_run_folder(tmp_path):

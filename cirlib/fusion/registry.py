@@ -7,6 +7,7 @@ an unknown name or option is an error that lists the valid ones.
 from __future__ import annotations
 
 import inspect
+import typing
 
 import torch
 from torch import nn
@@ -20,16 +21,31 @@ FUSIONS: dict[str, type[nn.Module]] = {"sum": SumFusion, "combiner": Combiner, "
                                        "moe": MoECombiner}
 
 
+def _options_problem(name: str, options: dict) -> str | None:
+    """Why ``options`` cannot configure fusion ``name`` (unknown name or option), or None."""
+    if name not in FUSIONS:
+        return f"unknown fusion {name!r}; choose one of {', '.join(FUSIONS)}"
+    valid = [p for p in inspect.signature(FUSIONS[name]).parameters if p != "embed_dim"]
+    unknown = sorted(set(options) - set(valid), key=str)
+    if unknown:
+        return f"unknown option(s) {', '.join(map(str, unknown))} for fusion {name!r}; valid: {', '.join(valid)}"
+    return None
+
+
 def build_fusion(name: str, embed_dim: int, **options) -> nn.Module:
     """The fusion module ``name`` for ``embed_dim``-d features, with constructor ``options``."""
+    problem = _options_problem(name, options)
+    if problem:
+        raise ValueError(problem)
+    return FUSIONS[name](embed_dim, **options)
+
+
+def option_types(name: str) -> dict[str, object]:
+    """{option: type hint} of fusion ``name``'s constructor (all but ``embed_dim``), for config validation."""
     if name not in FUSIONS:
         raise ValueError(f"unknown fusion {name!r}; choose one of {', '.join(FUSIONS)}")
-    cls = FUSIONS[name]
-    valid = [p for p in inspect.signature(cls).parameters if p != "embed_dim"]
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for fusion {name!r}; valid: {', '.join(valid)}")
-    return cls(embed_dim, **options)
+    hints = typing.get_type_hints(FUSIONS[name].__init__)
+    return {p: hints.get(p, object) for p in inspect.signature(FUSIONS[name]).parameters if p != "embed_dim"}
 
 
 def parameter_count(module: nn.Module) -> int:

@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..config import setting
 from .concepts import mask_keywords
-from .loop import InversionConfig, fit, make_phi, prepare
+from .loop import InversionConfig, fit, inversion_job, make_phi, prepare
 
 METHOD = "lincir"
 
@@ -31,7 +32,7 @@ METHOD = "lincir"
 class LinCIRConfig(InversionConfig):
     kind: str = "lincir"  # the job kind in `cirlib train`
     out: str = "runs/lincir"
-    noise_scale: float = 1.0
+    noise_scale: float = setting(1.0, minimum=0)
     normalize_input: bool = False  # LinCIR's --l2_normalize (off by default there too)
 
 
@@ -40,6 +41,7 @@ def modality_noise(features: torch.Tensor, scale: float) -> torch.Tensor:
     return features + scale * torch.rand(len(features), 1, device=features.device) * torch.randn_like(features)
 
 
+@inversion_job()
 def train_lincir(config: LinCIRConfig, resume: bool = False) -> Path:
     """Train LinCIR's phi on captions alone; returns the run folder (``config.out``)."""
     setup = prepare(config, METHOD)

@@ -4,11 +4,13 @@ The loop trains only the mapping network phi; the CLIP encoders stay frozen. Eac
 draws (batch rows, dropout, noise) are a pure function of (seed, step), so a resumed run repeats
 the numbers of an uninterrupted one. The run folder holds ``config.json``, ``log.json`` and
 ``checkpoint.safetensors`` (``cirlib.train.checkpoint``: phi's weights, AdamW state, and a record
-with the config, phi's sizes, the encoder identity and the timings).
+with the config, phi's sizes, the encoder identity and the timings); every ``train_<method>`` is an
+:func:`inversion_job`, which holds that folder for the whole job (``cirlib.train.run_folder``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -21,18 +23,24 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..atomic import write_json
-from ..config import check_precision
+from ..config import DEVICE, PRECISIONS, setting, validate
 from ..encoders.device import compute_precision
 from ..encoders.loading import Encoder, describe, load_encoder
+from ..encoders.transforms import PREPROCESS_KINDS
+from ..errors import ConfigError, FileError
 from ..train.checkpoint import load_checkpoint, read_record, save_checkpoint
 from ..train.pretrain import batch_indices
+from ..train.run_folder import RunLayout, open_run
 from .inject import PromptEncoder
-from .mapping import Phi, PhiConfig, build_phi, phi_record
+from .mapping import ACTIVATIONS, Phi, PhiConfig, build_phi, phi_record
 from .stream import StreamFeatures, stream_features
 
 CHECKPOINT = "checkpoint.safetensors"
+INVERSION_FILES = ("config.json", CHECKPOINT, "log.json")  # what every inversion job writes in its run folder
 # A step's loss: (loss tensor, extra numbers for the log) for the training rows given.
 StepLoss = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+# A method's trainer: ``train(config, resume) -> run folder``.
+Trainer = Callable[..., Path]
 
 
 @dataclass
@@ -42,31 +50,34 @@ class InversionConfig:
     out: str = "runs/inversion"
     model: str = "synthclip"          # load_encoder's first argument: bundled name, model folder, architecture
     pretrained: str | None = None
-    preprocess: str | None = None
+    preprocess: str | None = setting(None, choices=PREPROCESS_KINDS)
     cache: str = "data/cache"         # where the stream features are cached
-    stream_seed: int = 0              # the synthetic pretraining stream the training pairs come from
-    stream_start: int = 2_000_000     # far from synthclip's pretraining pool and held-out pairs
-    train_pairs: int = 20_000
-    seed: int = 0
-    steps: int = 500
-    batch_size: int = 256
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    phi_hidden_mult: int = 4          # phi's hidden width = this x the CLIP feature width
-    phi_layers: int = 2
-    phi_dropout: float = 0.5
-    phi_activation: str = "gelu"
+    stream_seed: int = setting(0, minimum=0)             # the synthetic pretraining stream the pairs come from
+    stream_start: int = setting(2_000_000, minimum=0)    # far from synthclip's pretraining pool and held-out pairs
+    train_pairs: int = setting(20_000, minimum=1)
+    seed: int = setting(0, minimum=0)
+    steps: int = setting(500, minimum=1)
+    batch_size: int = setting(256, minimum=1)
+    lr: float = setting(1e-4, above=0)
+    weight_decay: float = setting(0.01, minimum=0)
+    phi_hidden_mult: int = setting(4, minimum=1)         # phi's hidden width = this x the CLIP feature width
+    phi_layers: int = setting(2, minimum=1)
+    phi_dropout: float = setting(0.5, minimum=0, maximum=1)
+    phi_activation: str = setting("gelu", choices=tuple(ACTIVATIONS))
     phi_dropout_first: bool = False
     template: str = "a photo of $ that {}"  # query template at evaluation; "$" is the placeholder
-    placeholder: str = "$"
-    log_every: int = 50
-    checkpoint_every: int = 250
-    device: str = "auto"
-    precision: str = "auto"           # auto (bf16 autocast on CUDA, float32 on CPU) | float32 | bfloat16 | float16
-    workers: int | None = None
+    placeholder: str = setting("$", pattern=r"\S+", meaning="a non-empty word without spaces")
+    log_every: int = setting(50, minimum=1)
+    checkpoint_every: int = setting(250, minimum=1)
+    device: str = setting("auto", **DEVICE)
+    precision: str = setting("auto", choices=PRECISIONS)  # auto: bf16 autocast on CUDA, float32 on CPU
+    workers: int | None = setting(None, minimum=1)
 
     def __post_init__(self) -> None:
-        check_precision(self.precision)
+        validate(self)
+        if "{}" not in self.template or self.placeholder not in self.template:
+            raise ConfigError(type(self).__name__, "template", self.template,
+                              f"a text holding the placeholder {self.placeholder!r} and {{}} (where the edit goes)")
 
 
 @dataclass
@@ -93,6 +104,21 @@ def prepare(config: InversionConfig, method: str) -> Setup:
                  stream, time.perf_counter() - started)
 
 
+def inversion_job(*method_files: str) -> Callable[[Trainer], Trainer]:
+    """Make ``train(config, resume)`` a job that holds its run folder throughout (``cirlib.train.run_folder``;
+    ``method_files``: what the method writes there besides INVERSION_FILES) and takes ``overwrite``. A finished
+    run is reused as is: nothing is loaded or written."""
+    layout = RunLayout("inversion training", CHECKPOINT, "step", INVERSION_FILES + method_files)
+
+    def decorate(train: Trainer) -> Trainer:
+        @functools.wraps(train)
+        def job(config: InversionConfig, resume: bool = False, overwrite: bool = False) -> Path:
+            with open_run(config.out, layout, asdict(config), resume, overwrite) as previous:
+                return Path(config.out) if layout.finished(previous) else train(config, resume)
+        return job
+    return decorate
+
+
 def make_phi(config: InversionConfig, prompts: PromptEncoder, input_dim: int) -> Phi:
     """phi for ``config`` on the encoder's device, seeded by ``config.seed``."""
     torch.manual_seed(config.seed)
@@ -117,14 +143,14 @@ def step_seed(seed: int, step: int) -> int:
 def fit(config: InversionConfig, phi: Phi, step_loss: StepLoss, rows: int, device: torch.device,
         record: dict, resume: bool = False) -> list[dict]:
     """Train ``phi`` for ``config.steps`` AdamW steps on batches of ``rows`` training rows; log and
-    checkpoint. ``record`` (method, encoder, timings so far) is stored in every checkpoint."""
+    checkpoint. ``record`` (method, encoder, timings so far) is stored in every checkpoint. ``resume``
+    continues from the run folder's checkpoint (checked by :func:`inversion_job`)."""
     out = Path(config.out)
     optimizer = torch.optim.AdamW(phi.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     log, start = [], 0
     if resume and (out / CHECKPOINT).is_file():
         previous = load_checkpoint(out / CHECKPOINT, phi, optimizer)
         log, start = previous["log"], previous["step"]
-        print(f"resumed at step {start}", flush=True)
     # pretrain's batch order (a seeded permutation per epoch), reused with this job's sizes
     batches = SimpleNamespace(pool_size=rows, batch_size=min(config.batch_size, rows), seed=config.seed)
     started = time.perf_counter() - (log[-1]["seconds"] if log else 0.0)
@@ -147,11 +173,12 @@ def fit(config: InversionConfig, phi: Phi, step_loss: StepLoss, rows: int, devic
         if done % config.log_every == 0 or done == config.steps:
             print(json.dumps(row), flush=True)
         if done % config.checkpoint_every == 0 or done == config.steps:
+            if done == config.steps:
+                write_json(out / "log.json", log)  # before the checkpoint that marks the run finished (run_folder)
             save_checkpoint(out / CHECKPOINT, phi, optimizer,
                             {**record, "step": done, "log": log, "config": asdict(config), "phi": phi_record(phi),
                              "train_seconds": row["seconds"]})
     phi.eval()
-    write_json(out / "log.json", log)
     return log
 
 
@@ -159,8 +186,8 @@ def load_phi(run: Path | str, device: torch.device | str = "cpu") -> tuple[Phi, 
     """phi (eval mode) and the checkpoint record of a finished run folder."""
     path = Path(run) / CHECKPOINT
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: train the run first (its folder is the config's `out`)")
-    record = read_record(path)
+        raise FileError(path, "does not exist", "train the run first (its folder is the config's `out`)")
+    record = read_record(path, required=("phi", "config"))
     phi = build_phi(record["phi"])
     load_checkpoint(path, phi)
     return phi.to(device).eval(), record

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from .loop import InversionConfig, contrastive_loss, fit, make_phi, prepare
+from ..config import setting
+from .loop import InversionConfig, contrastive_loss, fit, inversion_job, make_phi, prepare
 
 METHOD = "pic2word"
 
@@ -28,7 +29,7 @@ class Pic2WordConfig(InversionConfig):
     kind: str = "pic2word"  # the job kind in `cirlib train`
     out: str = "runs/pic2word"
     prompt: str = "a photo of $"
-    logit_scale: float | None = None  # None: the CLIP model's own learned scale
+    logit_scale: float | None = setting(None, above=0)  # None: the CLIP model's own learned scale
     lr: float = 1e-4
     phi_hidden_mult: int = 1
     phi_dropout: float = 0.1
@@ -36,6 +37,7 @@ class Pic2WordConfig(InversionConfig):
     phi_dropout_first: bool = True
 
 
+@inversion_job()
 def train_pic2word(config: Pic2WordConfig, resume: bool = False) -> Path:
     """Train Pic2Word's phi; returns the run folder (``config.out``)."""
     setup = prepare(config, METHOD)

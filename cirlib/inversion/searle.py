@@ -28,15 +28,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
+from ..config import setting
 from ..encoders.device import compute_precision
-from ..encoders.tensor_io import save_tensors
+from ..encoders.tensor_io import read_cache, save_tensors
 from .concepts import CONCEPTS, concept_phrases
 from .inject import PromptEncoder
-from .loop import InversionConfig, contrastive_loss, fit, make_phi, prepare, step_seed
+from .loop import InversionConfig, contrastive_loss, fit, inversion_job, make_phi, prepare, step_seed
 
 METHOD = "searle"
 OTI_TOKENS = "oti_tokens.safetensors"
@@ -51,20 +50,20 @@ class SearleConfig(InversionConfig):
     kind: str = "searle"  # the job kind in `cirlib train`
     out: str = "runs/searle"
     # OTI (used for SEARLE-XL's training targets and for the "SEARLE (OTI)" method at evaluation)
-    oti_steps: int = 350
-    oti_lr: float = 2e-2
-    oti_weight_decay: float = 0.01
-    oti_batch_size: int = 512
-    oti_init_std: float = 0.02
-    oti_lambda_reg: float = 0.5
-    oti_ema_decay: float = 0.99
-    top_k_concepts: int = 3
-    phrases_per_concept: int = 12
+    oti_steps: int = setting(350, minimum=0)
+    oti_lr: float = setting(2e-2, above=0)
+    oti_weight_decay: float = setting(0.01, minimum=0)
+    oti_batch_size: int = setting(512, minimum=1)
+    oti_init_std: float = setting(0.02, minimum=0)
+    oti_lambda_reg: float = setting(0.5, minimum=0)
+    oti_ema_decay: float = setting(0.99, minimum=0, maximum=1)
+    top_k_concepts: int = setting(3, minimum=1)
+    phrases_per_concept: int = setting(12, minimum=1)
     # SEARLE-XL
-    oti_pairs: int = 4096              # stream images inverted by OTI as phi's targets
-    distil_temperature: float = 0.25
-    lambda_distil: float = 1.0
-    lambda_reg: float = 0.25
+    oti_pairs: int = setting(4096, minimum=1)   # stream images inverted by OTI as phi's targets
+    distil_temperature: float = setting(0.25, above=0)
+    lambda_distil: float = setting(1.0, minimum=0)
+    lambda_reg: float = setting(0.25, minimum=0)
 
 
 class ConceptBank:
@@ -132,15 +131,15 @@ def _oti_targets(config: SearleConfig, prompts: PromptEncoder, bank: ConceptBank
                  resume: bool) -> torch.Tensor:
     """OTI pseudo-words of the training images, saved in the run folder (reused on resume)."""
     path, settings = Path(config.out) / OTI_TOKENS, json.dumps(asdict(config), sort_keys=True)
-    if resume and path.is_file():
-        with safe_open(str(path), framework="pt") as handle:
-            if (handle.metadata() or {}).get("config") == settings:
-                return load_file(str(path))["pseudo_words"].to(prompts.device)
+    stored = read_cache(path, "the OTI pseudo-word cache") if resume else None
+    if stored is not None and stored[1].get("config") == settings:
+        return stored[0]["pseudo_words"].to(prompts.device)
     targets = oti(prompts, bank, images, config, seed=config.seed)
     save_tensors(path, {"pseudo_words": targets}, {"config": settings})
     return targets.to(prompts.device)
 
 
+@inversion_job(OTI_TOKENS)
 def train_searle(config: SearleConfig, resume: bool = False) -> Path:
     """OTI on ``config.oti_pairs`` stream images, then SEARLE-XL's phi distilled from them; returns the
     run folder. The run's config also defines the OTI settings of the "SEARLE (OTI)" method."""

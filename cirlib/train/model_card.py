@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import matplotlib
@@ -11,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..atomic import write_text  # noqa: E402
+from ..atomic import save_figure, write_bytes, write_text  # noqa: E402
 
 
 def loss_curve(log: list[dict], path: Path) -> None:
@@ -24,7 +23,7 @@ def loss_curve(log: list[dict], path: Path) -> None:
     recall_axis.plot([r["step"] for r in evaluated], [r["held-out t2i R@1"] for r in evaluated], "o-", color="tab:red")
     recall_axis.set_ylabel("held-out text->image R@1 (%)", color="tab:red")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    save_figure(path, figure, dpi=120)
     plt.close(figure)
 
 
@@ -33,7 +32,7 @@ def bundle_model(run: Path | str, destination: Path | str, command: str, evaluat
     run, destination = Path(run), Path(destination)
     destination.mkdir(parents=True, exist_ok=True)
     for name in ("open_clip_config.json", "open_clip_model.safetensors"):
-        shutil.copyfile(run / "model" / name, destination / name)
+        write_bytes(destination / name, (run / "model" / name).read_bytes())
     config, log = json.loads((run / "config.json").read_text()), json.loads((run / "log.json").read_text())
     loss_curve(log, destination / "loss_curve.png")
     evaluated = [r for r in log if "held-out t2i R@1" in r]

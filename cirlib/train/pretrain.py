@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,12 +22,15 @@ from open_clip.loss import ClipLoss
 from tqdm.auto import tqdm
 
 from ..atomic import write_json
+from ..config import DEVICE, PRECISIONS, setting, validate
 from ..data.synth.pretrain import pretraining_pair
 from ..encoders.clip_model import build_clip, build_tokenizer, export_model_dir
-from ..config import check_precision
 from ..encoders.device import compute_precision, exact_float32, resolve_device
-from ..encoders.transforms import PreprocessConfig, geometry, uint8_to_input
+from ..encoders.transforms import PREPROCESS_KINDS, PreprocessConfig, geometry, uint8_to_input
+from ..errors import ConfigError
+from ..workers import process_pool
 from .checkpoint import load_checkpoint, save_checkpoint
+from .run_folder import RunLayout, open_run
 from .schedule import cosine_lr
 
 SYNTHCLIP_ARCH = {
@@ -37,6 +39,11 @@ SYNTHCLIP_ARCH = {
     "text_cfg": {"context_length": 48, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 3},
 }
 HELD_OUT_OFFSET = 10_000_000  # held-out pairs are stream indices from here on, far past any pool
+CHECKPOINT = "checkpoint.safetensors"
+PRETRAIN_RUN = RunLayout("pretraining", CHECKPOINT, "step", ("config.json", CHECKPOINT, "log.json",
+                                                            "model/open_clip_config.json",
+                                                            "model/open_clip_model.safetensors"))
+"""What ``cirlib pretrain`` writes in its run folder."""
 
 
 @dataclass
@@ -45,23 +52,26 @@ class PretrainConfig:
 
     out: str = "runs/synthclip"
     model: dict = field(default_factory=lambda: json.loads(json.dumps(SYNTHCLIP_ARCH)))
-    preprocess: str = "squarepad"
-    seed: int = 0
-    steps: int = 2000
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    warmup_steps: int = 100
-    pool_size: int = 60_000
-    eval_pairs: int = 1000
-    eval_every: int = 200
-    checkpoint_every: int = 200
-    device: str = "auto"
-    precision: str = "auto"           # auto (bf16 autocast on CUDA, float32 on CPU) | float32 | bfloat16 | float16
-    workers: int | None = None
+    preprocess: str = setting("squarepad", choices=PREPROCESS_KINDS)
+    seed: int = setting(0, minimum=0)
+    steps: int = setting(2000, minimum=1)
+    batch_size: int = setting(128, minimum=1)
+    lr: float = setting(1e-3, above=0)
+    weight_decay: float = setting(0.1, minimum=0)
+    warmup_steps: int = setting(100, minimum=0)
+    pool_size: int = setting(60_000, minimum=1)
+    eval_pairs: int = setting(1000, minimum=1)
+    eval_every: int = setting(200, minimum=1)
+    checkpoint_every: int = setting(200, minimum=1)
+    device: str = setting("auto", **DEVICE)
+    precision: str = setting("auto", choices=PRECISIONS)  # auto: bf16 autocast on CUDA, float32 on CPU
+    workers: int | None = setting(None, minimum=1)
 
     def __post_init__(self) -> None:
-        check_precision(self.precision)
+        validate(self)
+        if self.pool_size < self.batch_size:
+            raise ConfigError(type(self).__name__, "pool_size", self.pool_size,
+                              f"at least batch_size ({self.batch_size}): a batch is drawn from the pool")
 
     @property
     def preprocess_config(self) -> PreprocessConfig:
@@ -82,7 +92,7 @@ def render_pairs(seed: int, indices: range, preprocess: PreprocessConfig, worker
     if workers == 1 or len(tasks) < 256:
         results = [_render(t) for t in tqdm(tasks, desc=desc, unit="pair", mininterval=2.0)]
     else:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with process_pool(workers) as pool:
             results = list(tqdm(pool.imap(_render, tasks, chunksize=128), total=len(tasks), desc=desc, unit="pair",
                                 mininterval=2.0))
     return torch.from_numpy(np.stack([r[0] for r in results])), [r[1] for r in results]
@@ -128,20 +138,37 @@ def text_to_image_recall(model, images: torch.Tensor, tokens: torch.Tensor, prep
     return {k: float((rank < k).float().mean() * 100) for k in ks}
 
 
-def pretrain(config: PretrainConfig, resume: bool = False) -> dict:
-    """Train, checkpoint, evaluate; export the final model to ``<out>/model``. Returns the last log row."""
-    out, device = Path(config.out), resolve_device(config.device)
+def pretrain(config: PretrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
+    """Train, checkpoint, evaluate; export the final model to ``<out>/model``. Returns the last log row.
+
+    The run folder is held for the whole job (:mod:`cirlib.train.run_folder`): one that holds a run is
+    refused unless ``resume`` (continue it; a finished run is reused as is, nothing rendered or written)
+    or ``overwrite`` (replace it).
+    """
     print(f"pretrain config: {json.dumps(asdict(config))}", flush=True)
+    with open_run(config.out, PRETRAIN_RUN, asdict(config), resume, overwrite) as previous:
+        return previous["log"][-1] if PRETRAIN_RUN.finished(previous) else _train(config, previous)
+
+
+def _export(out: Path, model: torch.nn.Module, config: PretrainConfig, log: list[dict]) -> None:
+    """A finished run's log and model folder, written before its last checkpoint (see run_folder)."""
+    write_json(out / "log.json", log)
+    export_model_dir(out / "model", model.eval(), config.model,
+                     {**config.preprocess_config.to_json(), "trained_by": "cirlib pretrain", "steps": config.steps})
+
+
+def _train(config: PretrainConfig, previous: dict | None) -> dict:
+    """:func:`pretrain`'s training, continuing the run whose checkpoint record is ``previous`` (None: afresh)."""
+    out, device = Path(config.out), resolve_device(config.device)
     write_json(out / "config.json", asdict(config))
     torch.manual_seed(config.seed)
     model = build_clip(config.model).to(device).train()
     tokenizer = build_tokenizer(config.model)
     optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
-    checkpoint, log, step = out / "checkpoint.safetensors", [], 0
-    if resume and checkpoint.exists():
-        record = load_checkpoint(checkpoint, model, optimizer)
-        step, log = record["step"], record["log"]
-        print(f"resumed at step {step}", flush=True)
+    step, log = 0, []
+    if previous is not None:
+        load_checkpoint(out / CHECKPOINT, model, optimizer)
+        step, log = previous["step"], previous["log"]
 
     images, captions = render_pairs(config.seed, range(config.pool_size), config.preprocess_config, config.workers,
                                     desc="render pool")
@@ -178,8 +205,7 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> dict:
         log.append(row)
         progress.set_postfix(loss=row["loss"])
         if done % config.checkpoint_every == 0 or done == config.steps:
-            save_checkpoint(checkpoint, model, optimizer, {"step": done, "log": log, "config": asdict(config)})
-    write_json(out / "log.json", log)
-    export_model_dir(out / "model", model.eval(), config.model,
-                     {**config.preprocess_config.to_json(), "trained_by": "cirlib pretrain", "steps": config.steps})
+            if done == config.steps:
+                _export(out, model, config, log)
+            save_checkpoint(out / CHECKPOINT, model, optimizer, {"step": done, "log": log, "config": asdict(config)})
     return log[-1]

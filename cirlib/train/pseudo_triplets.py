@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..config import setting, validate
+from ..errors import ConfigError
 from ..fusion import sum_fusion
 from .triplets import TripletFeatures
 
@@ -31,17 +33,16 @@ from .triplets import TripletFeatures
 class PseudoTripletConfig:
     """CLIP-CD's augmentation settings (``pseudo_triplets:`` in a training config)."""
 
-    eps_low: float = 0.90
-    eps_high: float = 0.995
-    s_max: int = 4
-    match_threshold: float = 0.6
-    every_k: int = 3
+    eps_low: float = setting(0.90, minimum=-1, maximum=1)
+    eps_high: float = setting(0.995, minimum=-1, maximum=1)
+    s_max: int = setting(4, minimum=1)
+    match_threshold: float = setting(0.6, minimum=-1, maximum=1)
+    every_k: int = setting(3, minimum=1)
 
     def __post_init__(self) -> None:
-        if not -1 <= self.eps_low <= self.eps_high <= 1:
-            raise ValueError(f"need -1 <= eps_low <= eps_high <= 1, got [{self.eps_low}, {self.eps_high}]")
-        if self.s_max < 1 or self.every_k < 1:
-            raise ValueError(f"s_max and every_k must be >= 1, got {self.s_max} and {self.every_k}")
+        validate(self)
+        if self.eps_low > self.eps_high:
+            raise ConfigError(type(self).__name__, "eps_low", self.eps_low, f"<= eps_high ({self.eps_high})")
 
 
 def substitutes(images: torch.Tensor, eps_low: float, eps_high: float, s_max: int,

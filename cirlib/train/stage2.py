@@ -20,7 +20,7 @@ import io
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,49 +30,68 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from ..atomic import write_json, write_text
-from ..config import check_precision
+from ..config import DEVICE, PRECISIONS, check_mapping, nested, setting, validate
+from ..data.fashioniq import FashionIQ
 from ..encoders.device import compute_precision
+from ..encoders.transforms import PREPROCESS_KINDS
 from ..encoders.distributed import DistContext, gather_rows, init_distributed, mean_over_processes
-from ..fusion import build_fusion, fuse, parameter_count
+from ..errors import ConfigError
+from ..fusion import FUSIONS, build_fusion, fuse, option_types, parameter_count
 from .checkpoint import load_checkpoint, read_record, save_checkpoint
 from .loss import batch_classification_loss
+from .pseudo_triplets import PseudoTripletConfig
 from .pretrain import parameter_groups
+from .run_folder import RunLayout, open_run
 from .schedule import cosine_lr
 from .triplets import TripletFeatures
 
 Validate = Callable[[nn.Module], dict[str, float]]
 LAST, BEST = "last.safetensors", "best.safetensors"
+DATASETS = ("fashioniq", "cirr")  # the readers and metrics a fusion job can train and validate with
+FUSION_RUN = RunLayout("fusion training", LAST, "epoch", (LAST, BEST, "log.json", "log.csv", "results.json"))
+"""What a fusion job writes in its run folder (``results.json``: :func:`cirlib.experiments.run_fusion_job`)."""
 
 
 @dataclass
 class FusionTrainConfig:
-    """One fusion-training job (``cirlib train --config``): data, encoder, model, optimisation, output."""
+    """One fusion-training job (``cirlib train --config``): data, encoder, model, optimisation, output.
 
-    kind: str = "fusion"
-    dataset: str = "fashioniq"            # fashioniq | cirr (the reader and the metric)
+    Every field is validated when the config is built (:func:`cirlib.config.validate`): the fusion options by the
+    types of the module's constructor, the pseudo-triplet settings as a :class:`PseudoTripletConfig`.
+    """
+
+    kind: str = setting("fusion", choices=("fusion",))
+    dataset: str = setting("fashioniq", choices=DATASETS)   # the reader and the metric
     data_root: str = "data/synth/synth-fashioniq"
-    categories: list = field(default_factory=lambda: ["dress", "shirt", "toptee"])  # FashionIQ only
+    categories: list = setting(factory=lambda: ["dress", "shirt", "toptee"], items=FashionIQ.CATEGORIES)
     model: str = "synthclip"              # load_encoder's model, pretrained and preprocess
     pretrained: str | None = None
-    preprocess: str | None = None
+    preprocess: str | None = setting(None, choices=PREPROCESS_KINDS)
     cache: str = "data/cache"
-    fusion: str = "combiner"              # a name in cirlib.fusion.FUSIONS
-    fusion_options: dict = field(default_factory=dict)
-    epochs: int = 10
-    batch_size: int = 256                 # the global batch, split over processes under torchrun
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 0
-    logit_scale: float = 100.0
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"               # auto (bf16 autocast on CUDA, float32 on CPU) | float32 | bfloat16 | float16
+    fusion: str = setting("combiner", choices=tuple(FUSIONS))
+    fusion_options: dict = setting(factory=dict)
+    epochs: int = setting(10, minimum=1)
+    batch_size: int = setting(256, minimum=1)   # the global batch, split over processes under torchrun
+    lr: float = setting(1e-4, above=0)
+    weight_decay: float = setting(0.01, minimum=0)
+    warmup_steps: int = setting(0, minimum=0)
+    logit_scale: float = setting(100.0, above=0)
+    seed: int = setting(0, minimum=0)
+    device: str = setting("auto", **DEVICE)
+    precision: str = setting("auto", choices=PRECISIONS)  # auto: bf16 autocast on CUDA, float32 on CPU
     selection_metric: str | None = None   # default: FashionIQ "avg" = (R@10 + R@50)/2, CIRR "Avg"
     pseudo_triplets: dict | None = None   # PseudoTripletConfig fields (CLIP-CD augmentation), or None
     out: str = "runs/fusion"
 
     def __post_init__(self) -> None:
-        check_precision(self.precision)
+        validate(self)
+        if self.dataset == "fashioniq" and not self.categories:
+            raise ConfigError(type(self).__name__, "categories", self.categories,
+                              "at least one of " + ", ".join(FashionIQ.CATEGORIES))
+        self.fusion_options = check_mapping(type(self).__name__, "fusion_options", self.fusion_options,
+                                            option_types(self.fusion))
+        if self.pseudo_triplets is not None:
+            nested(self, "pseudo_triplets", PseudoTripletConfig)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -99,27 +118,29 @@ def _write_logs(out: Path, config: dict, log: list[dict]) -> None:
     write_text(out / "log.csv", buffer.getvalue())
 
 
-def _resume_state(out: Path, config: dict, model: nn.Module, optimizer) -> tuple[int, list, dict | None]:
-    record = read_record(out / LAST)
-    differing = sorted(k for k in set(config) | set(record["config"]) if config.get(k) != record["config"].get(k))
-    if differing:
-        raise ValueError(f"{out / LAST} was written with another config (fields {', '.join(differing)} differ); "
-                         "resume with the same config, or choose another --out")
-    load_checkpoint(out / LAST, model, optimizer)
-    return record["epoch"], record["log"], record.get("best")
-
-
 def train_fusion(config: FusionTrainConfig, data: TripletFeatures, validate: Validate | None = None,
                  pseudo: TripletFeatures | None = None, pseudo_every: int = 0, resume: bool = False,
-                 context: DistContext | None = None, progress: bool = True) -> dict:
-    """Train ``config.fusion`` on ``data``; return {"best": row, "last": row, "model": module}.
+                 overwrite: bool = False, context: DistContext | None = None, progress: bool = True) -> dict:
+    """Train ``config.fusion`` on ``data`` in the run folder ``config.out``; return {"best": row, "last": row,
+    "model": module}.
 
     ``validate(model) -> metrics`` runs on the main process after every epoch (model in eval mode
     is the callee's business); the epoch with the highest ``config.selection_metric`` is saved to
     ``<out>/best.safetensors``. With ``pseudo`` and ``pseudo_every = k``, every (k+1)-th epoch
-    trains on the pseudo triplets instead (CLIP-CD's k-to-1 alternation).
+    trains on the pseudo triplets instead (CLIP-CD's k-to-1 alternation). The run folder is held for
+    the whole job (:mod:`cirlib.train.run_folder`): one that holds a run is refused unless ``resume``
+    (continue it; a finished run is reused as is) or ``overwrite`` (replace it).
     """
     context = context or init_distributed(config.device)
+    with open_run(config.out, FUSION_RUN, config.to_json(), resume, overwrite, main=context.is_main) as previous:
+        return fusion_loop(config, data, previous, context, validate, pseudo, pseudo_every, progress)
+
+
+def fusion_loop(config: FusionTrainConfig, data: TripletFeatures, previous: dict | None, context: DistContext,
+                validate: Validate | None = None, pseudo: TripletFeatures | None = None, pseudo_every: int = 0,
+                progress: bool = True) -> dict:
+    """:func:`train_fusion`'s training in a run folder its caller holds (``open_run``), continuing the run whose
+    checkpoint record is ``previous`` (None: from the start)."""
     out, device, settings = Path(config.out), context.device, config.to_json()
     if context.is_main:
         print(f"train config: {json.dumps(settings)}", flush=True)
@@ -135,17 +156,17 @@ def train_fusion(config: FusionTrainConfig, data: TripletFeatures, validate: Val
     steps = [len(d) // config.batch_size for d in schedule]
     if trains and min(steps) == 0:
         raise ValueError(f"batch_size {config.batch_size} exceeds the {min(len(d) for d in schedule)} triplets")
+    total = max(len(schedule), 1)  # a fusion without parameters is validated once
     start, log, best = 0, [], None
-    if resume and (out / LAST).exists():
-        start, log, best = _resume_state(out, settings, model, optimizer)
-        if context.is_main:
-            print(f"resumed after epoch {start} from {out / LAST}", flush=True)
+    if previous is not None:
+        load_checkpoint(out / LAST, model, optimizer)
+        start, log, best = previous["epoch"], previous["log"], previous.get("best")
     # Sparse routing leaves some experts without gradient in a batch: DDP must be told.
     wrapped = DistributedDataParallel(model, find_unused_parameters=config.fusion == "moe") \
         if context.world_size > 1 and trains else model
     selection = config.selection_metric or ("avg" if config.dataset == "fashioniq" else "Avg")
     started = time.perf_counter()
-    for epoch in range(start, max(len(schedule), 1)):
+    for epoch in range(start, total):
         row: dict = {"epoch": epoch + 1}
         if trains:
             epoch_data, is_pseudo = schedule[epoch], schedule[epoch] is pseudo
@@ -190,15 +211,16 @@ def train_fusion(config: FusionTrainConfig, data: TripletFeatures, validate: Val
                 best = row
                 save_checkpoint(out / BEST, model, None, {"epoch": epoch + 1, "metrics": row, "config": settings,
                                                           "embed_dim": data.embed_dim})
-            save_checkpoint(out / LAST, model, optimizer, {"epoch": epoch + 1, "log": log, "best": best,
-                                                           "config": settings, "embed_dim": data.embed_dim})
-            _write_logs(out, settings, log)
+            _write_logs(out, settings, log)  # before the checkpoint that records the epoch (run_folder)
+            save_checkpoint(out / LAST, model, optimizer, {"epoch": epoch + 1, "epochs": total, "log": log,
+                                                           "best": best, "config": settings,
+                                                           "embed_dim": data.embed_dim})
     return {"best": best, "last": log[-1] if log else None, "model": model}
 
 
 def load_trained_fusion(path: Path | str, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """A fusion module from a checkpoint written by :func:`train_fusion`, in eval mode, and its record."""
-    record = read_record(path)
+    record = read_record(path, required=("epoch", "config", "embed_dim"))
     model = build_fusion(record["config"]["fusion"], record["embed_dim"], **record["config"]["fusion_options"])
     load_checkpoint(path, model)
     return model.to(device).eval(), record
