@@ -11,7 +11,7 @@ set back); a missing or damaged memo is rebuilt (2116 images, 37 MB: 0.38 s hash
 
 Every file carries the key and a checksum (:mod:`cirlib.encoders.tensor_io`'s sha256 over the tensor's
 dtype, shape and bytes) in its metadata; key, checksum and the expected shape are verified on every read
-(0.6 s for 100k x 768 float32 on a 2-core CPU). A file that fails any check, or cannot be read at all, is
+(0.17 s for 100k x 768 float32 on a 2-core CPU). A file that fails any check, or cannot be read at all, is
 reported in one warning line, recomputed and overwritten (it is cirlib's own, named by its key).
 Extraction runs in chunks, each saved atomically as a hidden part file named by the key and its rows
 (lo, hi); a killed extraction resumes from the parts on disk (of the same chunk size), only complete files

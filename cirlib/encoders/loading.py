@@ -61,7 +61,7 @@ class Encoder:
     def feature_key(self) -> dict:
         """Everything about the encoder that determines its features, part of every cache key: its name, its
         weights hashed now (not at load time, so weights changed in memory never hit the old entries; 0.02 s
-        for synthclip, 0.5 s for a ViT-B-32 on a CPU), its preprocessing and its precision."""
+        for synthclip, 0.4 s for a ViT-B-32 on a CPU), its preprocessing and its precision."""
         return {"encoder": self.name, "weights": weights_hash(self.model),
                 "preprocess": self.preprocess_config.to_json(), "precision": self.precision}
 
