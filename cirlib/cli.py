@@ -46,18 +46,21 @@ def _synth(args: argparse.Namespace) -> dict:
 def _zeroshot(args: argparse.Namespace) -> None:
     # Imported here so that `cirlib synth` does not pay for importing torch.
     from .encoders import FeatureCache, describe, load_encoder
+    from .encoders.features import merged_missing, missing_summary
     from .evaluation import benchmark_features, evaluate_methods, format_results
     from .fusion import ZERO_SHOT_BASELINES
 
     encoder = load_encoder(args.model, pretrained=args.pretrained, preprocess=args.preprocess, device=args.device,
-                           precision=args.feature_precision)
+                           precision=args.feature_precision, quick_gelu=args.quick_gelu)
     run = {"model": args.model, "pretrained": args.pretrained, "encoder": describe(encoder),
-           "benchmark": str(args.out), "cache": str(args.cache)}
+           "benchmark": str(args.out), "cache": str(args.cache), "on_missing": args.on_missing}
     print(f"zero-shot config: {json.dumps(run)}", flush=True)
-    features = benchmark_features(encoder, FeatureCache(args.cache), args.out)
+    features = benchmark_features(encoder, FeatureCache(args.cache), args.out, args.on_missing)
     results = evaluate_methods(features, ZERO_SHOT_BASELINES)
+    missing = {name: missing_summary(merged_missing(split))
+               for name, split in zip(("fashioniq", "cirr", "circo"), features)}
     print("\n" + format_results(results))
-    write_json(Path(args.results) / "zero_shot.json", {"config": run, "results": results})
+    write_json(Path(args.results) / "zero_shot.json", {"config": run, "results": results, "missing": missing})
     print(f"\nsaved {args.results}/zero_shot.json")
 
 
@@ -69,19 +72,29 @@ def _pretrain(args: argparse.Namespace) -> None:
     pretrain(config, resume=args.resume, overwrite=args.overwrite)
 
 
+TRAIN_OVERRIDES = ("epochs", "seed", "device", "precision", "batch_size", "lr", "warmup_steps", "lr_schedule",
+                   "selection_metric")
+"""Config fields `cirlib train` sets from its options of the same names; the config checks them as it checks the
+YAML, and its errors then name "command line"."""
+
+
 def _train(args: argparse.Namespace) -> None:
     from .experiments import load_job_config, seed_table
 
+    overrides = {name: getattr(args, name) for name in TRAIN_OVERRIDES}
     if args.seeds:
         if args.overwrite:
             raise CirlibError("--seeds reuses the finished runs it finds; --overwrite replaces one run. Fix: delete "
                               "the seed runs to retrain them, or drop --overwrite")
-        print(seed_table(args.config, args.seeds, args.results, runs=args.out))
+        given = ", ".join("--" + name.replace("_", "-") for name, value in overrides.items() if value is not None)
+        if given:
+            raise CirlibError(f"--seeds trains each config as its file says, so {given} would be ignored. Fix: set "
+                              "those fields in the YAML files, or train one config without --seeds")
+        print(seed_table(args.config, args.seeds, args.results, runs=args.out, on_missing=args.on_missing))
         return
     if len(args.config) != 1:
         raise ValueError("several --config files need --seeds (the multi-seed table); train one config at a time")
-    job, config = load_job_config(args.config[0], out=args.out, epochs=args.epochs, seed=args.seed,
-                                  device=args.device, precision=args.precision)
+    job, config = load_job_config(args.config[0], out=args.out, on_missing=args.on_missing, **overrides)
     job.run(config, resume=args.resume, overwrite=args.overwrite)
 
 
@@ -92,7 +105,7 @@ def _eval(args: argparse.Namespace) -> None:
     path = Path(args.run_dir) / f"{args.checkpoint}.safetensors" if Path(args.run_dir).is_dir() else Path(args.run_dir)
     if not path.is_file():
         raise FileError(path, "no checkpoint there", "pass a run folder of `cirlib train` or a .safetensors file")
-    result = evaluate_checkpoint(path, cache=args.cache, device=args.device)
+    result = evaluate_checkpoint(path, cache=args.cache, device=args.device, on_missing=args.on_missing)
     print(f"eval config: {json.dumps(result['config'])}")
     print(format_table({result["config"]["fusion"]: result["metrics"]}, list(result["metrics"]),
                        f"{Path(result['config']['data_root']).name} (val), epoch {result['epoch']}, {path}"))
@@ -102,15 +115,16 @@ def _eval(args: argparse.Namespace) -> None:
 
 
 def _reproduce(args: argparse.Namespace) -> None:
-    from .reproduce import ReproduceConfig, format_comparison, reproduce
+    from dataclasses import asdict
 
-    config = ReproduceConfig(**{name: getattr(args, name) for name in ReproduceConfig.__dataclass_fields__})
-    print(f"reproduce config: {json.dumps({k: v for k, v in vars(args).items() if k != 'run'})}", flush=True)
+    from .reproduce import ReproduceConfig, format_comparison, reproduce, resolve_settings, save_result
+
+    fields = ReproduceConfig.__dataclass_fields__
+    config = resolve_settings(load_config(ReproduceConfig, None, **{name: getattr(args, name) for name in fields}))
+    print(f"reproduce config: {json.dumps(asdict(config))}", flush=True)
     result = reproduce(config)
     print(format_comparison(result))
-    path = Path(args.results) / f"reproduce_{config.dataset}_{config.method}.json"
-    write_json(path, result)
-    print(f"saved {path}")
+    print(f"saved {save_result(result, config.results)}")
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -128,6 +142,11 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cache", default="data/cache", help="feature cache folder")
     parser.add_argument("--results", default="results", help="where results JSON files go")
+
+
+def _add_quick_gelu_argument(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--quick-gelu", default=None, action=argparse.BooleanOptionalAction,
+                        help=f"build the CLIP with QuickGELU (OpenAI's weights were trained with it); default: {default}")
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser, checkpoint: str) -> None:
@@ -149,8 +168,19 @@ def _add_precision_argument(parser: argparse.ArgumentParser, default: str | None
                              "autocast on any device. Evaluation is always exact float32")
 
 
+def _add_on_missing_argument(parser: argparse.ArgumentParser, default: str | None, unset: str = "") -> None:
+    """--on-missing: what images a dataset lists but lacks do (``unset`` says what the default None means)."""
+    parser.add_argument("--on-missing", choices=("error", "skip"), default=default,
+                        help="images a dataset lists but the disk lacks: error (stop, naming them) or skip (leave "
+                             "out the queries and triplets that need them; the result file counts them, and recall "
+                             f"is then over fewer queries than the paper's){unset}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cirlib", description="Composed image retrieval lab")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, show the traceback instead of the one-line message (before the command: "
+                             "cirlib --debug reproduce ...)")
     commands = parser.add_subparsers(dest="command", required=True)
     synth = commands.add_parser("synth", help="write the synthetic FashionIQ / CIRR / CIRCO benchmark")
     _add_synth_arguments(synth, default_size="medium")
@@ -162,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     zeroshot.add_argument("--feature-precision", choices=PRECISIONS[1:], default="float32",
                           help="precision of the encoder's features: float32 (default) gives the same numbers on "
                                "every device; bfloat16/float16 extract faster on GPUs and change the numbers slightly")
+    _add_on_missing_argument(zeroshot, "error")
+    _add_quick_gelu_argument(zeroshot, "what the pretrained tag's (or model folder's) config says")
     zeroshot.set_defaults(run=_zeroshot)
 
     pretrain = commands.add_parser("pretrain", help="train a small CLIP on the synthetic pretraining stream")
@@ -183,8 +215,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--device", default=None)
+    # Read as text and checked by the config, exactly as the YAML's values are (errors name "command line").
+    train.add_argument("--batch-size", default=None, help="global batch size (overrides the config)")
+    train.add_argument("--lr", default=None, help="peak learning rate (overrides the config)")
+    train.add_argument("--warmup-steps", default=None, help="steps of linear warmup (overrides the config)")
+    train.add_argument("--lr-schedule", default=None,
+                       help="after warmup: cosine (decays to 0) or constant (CLIP4Cir's stage 2); overrides the config")
+    train.add_argument("--selection-metric", default=None,
+                       help="validation metric that picks best.safetensors (overrides the config): FashionIQ avg; "
+                            "CIRR Avg or CLIP4Cir's 'arithmetic mean', 'harmonic mean', 'geometric mean'")
     _add_precision_argument(train, None)
     _add_run_arguments(train, "last.safetensors (inversion kinds: checkpoint.safetensors)")
+    _add_on_missing_argument(train, None, "; default: the config's on_missing field (error if absent)")
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("eval", help="evaluate a trained fusion checkpoint on its validation split")
@@ -195,22 +237,39 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--cache", default="data/cache",
                           help="feature cache folder (never the one stored in the checkpoint's config)")
     evaluate.add_argument("--results", default="results", help="where the results JSON goes")
+    _add_on_missing_argument(evaluate, None, "; default: what the run was trained with")
     evaluate.set_defaults(run=_eval)
 
     reproduce = commands.add_parser("reproduce", help="a paper setting on a real dataset, beside the paper's numbers")
     reproduce.add_argument("--dataset", required=True, choices=paper_numbers.DATASETS)
     reproduce.add_argument("--method", required=True, choices=paper_numbers.METHODS)
     reproduce.add_argument("--data-root", required=True, help="the dataset's folder (layouts: data/README.md)")
-    reproduce.add_argument("--model", default="ViT-L-14", help="open_clip architecture or model folder")
-    reproduce.add_argument("--pretrained", default="openai", help="open_clip pretrained tag or checkpoint file")
-    reproduce.add_argument("--preprocess", default=None, choices=("clip", "targetpad", "squarepad"))
+    reproduce.add_argument("--split", default="val", choices=("val", "test1", "test"),
+                           help="val (default): evaluated; CIRR test1, CIRCO test: the test-server submission files "
+                                "are written to --results")
+    reproduce.add_argument("--model", default=None,
+                           help="open_clip architecture (with --pretrained) or model folder; default: the "
+                                "checkpoint's, else the paper's (WeiMoCIR ViT-L-14, CLIP4Cir/CLIP-CD RN50x4)")
+    reproduce.add_argument("--pretrained", default=None,
+                           help="open_clip pretrained tag or checkpoint file; none for a model folder; default: the "
+                                "checkpoint's, else the paper's weights for --model (WeiMoCIR: OpenCLIP LAION-2B, "
+                                "e.g. laion2b_s32b_b82k for ViT-L-14; CLIP4Cir/CLIP-CD: openai)")
+    reproduce.add_argument("--preprocess", default=None, choices=("clip", "targetpad", "squarepad"),
+                           help="default: the checkpoint's, else the paper's (WeiMoCIR: clip; CLIP4Cir, CLIP-CD, "
+                                "MoE: targetpad)")
+    _add_quick_gelu_argument(reproduce, "the checkpoint's, else what the pretrained tag's config says")
     reproduce.add_argument("--alpha", type=float, default=0.8, help="WeiMoCIR's α (paper: 0.8 with CLIP)")
     reproduce.add_argument("--beta", type=float, default=0.1, help="WeiMoCIR's β (paper: 0.1 with CLIP)")
     reproduce.add_argument("--captions", default=None, help="WeiMoCIR gallery captions (file; FashionIQ: folder)")
-    reproduce.add_argument("--checkpoint", default=None, help="best.safetensors of a `cirlib train` run")
+    reproduce.add_argument("--checkpoint", default=None,
+                           help="best.safetensors of a `cirlib train` run; its model, pretrained, preprocess and "
+                                "quick_gelu are the defaults, and other values are refused")
+    _add_on_missing_argument(reproduce, "error")
     reproduce.add_argument("--cache", default="data/cache")
     reproduce.add_argument("--device", default="auto")
-    reproduce.add_argument("--results", default="results")
+    reproduce.add_argument("--results", default="results",
+                           help="where the result file (reproduce_<dataset>_<method>_<split>_<settings hash>.json) "
+                                "and the submission files go")
     reproduce.set_defaults(run=_reproduce)
 
     demo = commands.add_parser("demo", help="the main job, end to end, on the synthetic benchmark (cirlib.demo)")
@@ -226,16 +285,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(error: Exception) -> str:
+    """The message the CLI prints for ``error``: a user's error whole, on one line; anything else its type and first
+    line, with the way to the traceback."""
+    if isinstance(error, (CirlibError, FileNotFoundError, ValueError)):
+        return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")[:300]
+    return f"{type(error).__name__}: {first} (unexpected: rerun with cirlib --debug ... for the traceback)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; an error is one line on stderr and exit status 2 (``--debug``: the traceback)."""
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (CirlibError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("\ninterrupted; rerun the same command to resume (finished work is kept)", file=sys.stderr)
         return 130
+    except Exception as error:
+        if args.debug:
+            raise
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        return 2
     return 0
 
 

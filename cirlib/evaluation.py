@@ -6,7 +6,8 @@ each query's top K (K = the largest cut-off reported, 50), then scored from thos
 ``cirlib.metrics``. The numbers equal the similarity-matrix metrics (``similarity`` below with
 ``fashioniq_recall`` / ``cirr_recall`` / ``circo_map``; tested), with the same tie rule, without ever
 holding a (queries, gallery) matrix. CIRR's Recall_subset ranks only the 5 img_set members of each
-query, so it scores those few pairs directly.
+query, so it scores those few pairs directly. A test split (CIRR test1, CIRCO test: no public targets) is
+refused with a one-line error that says to write a submission instead.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from .data import FashionIQ
 from .encoders import FeatureCache, circo_features, cirr_features, fashioniq_features
 from .encoders.features import SplitFeatures
 from .encoders.loading import Encoder
+from .errors import CirlibError
 from .index import ExactIndex, Index
 from .metrics import circo_map_from_rankings, cirr_recall_from_rankings, fashioniq_summary, recall_at_k, top_k_indices
 from .metrics.ranking import Name, _name_array, _require_known
+from .metrics.recall import CIRR_MEANS, cirr_means
 
 Method = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -39,7 +42,7 @@ def metric_names(dataset: str, categories: Sequence[str] = FashionIQ.CATEGORIES)
     if dataset == "fashioniq":
         return ([f"{c} R@{k}" for c in categories for k in FASHIONIQ_KS] + [f"avg R@{k}" for k in FASHIONIQ_KS]
                 + ["avg"])
-    return [f"R@{k}" for k in CIRR_KS] + [f"Rsubset@{k}" for k in CIRR_SUBSET_KS] + ["Avg"]
+    return [f"R@{k}" for k in CIRR_KS] + [f"Rsubset@{k}" for k in CIRR_SUBSET_KS] + ["Avg", *CIRR_MEANS]
 
 
 def similarity(method: Method, features: SplitFeatures) -> torch.Tensor:
@@ -93,6 +96,13 @@ def subset_rankings(queries: torch.Tensor, gallery: torch.Tensor, features: Spli
     return [names[row[row >= 0].numpy()].tolist() for row in columns.gather(1, order)]
 
 
+def require_targets(features: SplitFeatures, split: str, writer: str, server: str) -> None:
+    """Refuse, in one line, a split whose queries have no targets (a test split): it can only be submitted."""
+    if features.target_names is None or any(target is None for target in features.target_names):
+        raise CirlibError(f"{split} has no targets (a test split): write a submission with "
+                          f"cirlib.metrics.{writer} and upload it to the {server}, or evaluate on the val split")
+
+
 def evaluate_fashioniq(split_features: Mapping[str, SplitFeatures], method: Method) -> dict[str, float]:
     """The FashionIQ row (per category and average R@10/R@50); the reference stays in the gallery."""
     per_category = {}
@@ -104,18 +114,22 @@ def evaluate_fashioniq(split_features: Mapping[str, SplitFeatures], method: Meth
 
 
 def evaluate_cirr(features: SplitFeatures, method: Method) -> dict[str, float]:
-    """CIRR R@{1,5,10,50} with the reference removed, Rsubset@{1,2,3} and Avg."""
+    """CIRR R@{1,5,10,50} with the reference removed, Rsubset@{1,2,3}, Avg = (R@5 + Rsubset@1) / 2, and the
+    arithmetic, harmonic and geometric mean of those seven recalls (CLIP4Cir's model selection on CIRR)."""
+    require_targets(features, "the CIRR split (test1)", "write_cirr_submission", "CIRR evaluation server")
     _require_known(features.target_names, set(features.gallery_names), "targets")
     queries = method(features.reference, features.text)
     index = gallery_index(features)
     ranked = ranked_names(index, queries, features.gallery_names, max(CIRR_KS), exclude=features.reference_names)
     subset = subset_rankings(queries, index.features, features, max(CIRR_SUBSET_KS))
-    return cirr_recall_from_rankings(ranked, subset, features.reference_names, features.target_names,
-                                     CIRR_KS, CIRR_SUBSET_KS)
+    recalls = cirr_recall_from_rankings(ranked, subset, features.reference_names, features.target_names,
+                                        CIRR_KS, CIRR_SUBSET_KS)
+    return recalls | cirr_means(recalls)
 
 
 def evaluate_circo(features: SplitFeatures, method: Method) -> dict[int, float]:
     """CIRCO {K: mAP@K}; the reference stays in the ranking (SEARLE's protocol)."""
+    require_targets(features, "the CIRCO split (test)", "write_circo_submission", "CIRCO evaluation server")
     gt_lists = features.extra["gt_img_ids"]
     _require_known((name for gt in gt_lists for name in gt), set(features.gallery_names), "ground-truth ids")
     ranked = ranked_names(gallery_index(features), method(features.reference, features.text),
@@ -123,13 +137,15 @@ def evaluate_circo(features: SplitFeatures, method: Method) -> dict[int, float]:
     return circo_map_from_rankings(ranked, gt_lists, CIRCO_KS)
 
 
-def benchmark_features(encoder: Encoder, cache: FeatureCache, benchmark: Path | str):
-    """Features of the val splits of synth-fashioniq (per category), synth-cirr and synth-circo."""
+def benchmark_features(encoder: Encoder, cache: FeatureCache, benchmark: Path | str, on_missing: str = "error"):
+    """Features of the val splits of synth-fashioniq (per category), synth-cirr and synth-circo. ``on_missing="skip"``
+    drops the queries that need an absent image (each split's ``missing`` lists them), so recall is over fewer
+    queries than the paper's (see :mod:`cirlib.encoders.features`)."""
     benchmark = Path(benchmark)
-    fiq = {c: fashioniq_features(encoder, cache, benchmark / "synth-fashioniq", c, "val", dataset="synth-fashioniq")
-           for c in FashionIQ.CATEGORIES}
-    cirr = cirr_features(encoder, cache, benchmark / "synth-cirr", "val", dataset="synth-cirr")
-    circo = circo_features(encoder, cache, benchmark / "synth-circo", "val", dataset="synth-circo")
+    fiq = {c: fashioniq_features(encoder, cache, benchmark / "synth-fashioniq", c, "val", "synth-fashioniq",
+                                 on_missing) for c in FashionIQ.CATEGORIES}
+    cirr = cirr_features(encoder, cache, benchmark / "synth-cirr", "val", "synth-cirr", on_missing)
+    circo = circo_features(encoder, cache, benchmark / "synth-circo", "val", "synth-circo", on_missing)
     return fiq, cirr, circo
 
 

@@ -5,7 +5,8 @@ A config's ``kind`` picks the job in :data:`JOBS` (its config dataclass and its 
 another trainer joins ``cirlib train`` with one entry. The fusion job builds the training
 triplets' cached features, passes the validation split's metric into ``cirlib.train`` as a
 callable (the training layer knows no metrics), trains, and writes ``results.json`` with the
-config at the top.
+config at the top. The config's ``on_missing`` reaches every dataset reader; each result file says how many
+images were skipped and from which listing files (``"missing"``, empty counts when none were).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .config import load_config, read_yaml
 from .encoders import FeatureCache, cirr_features, describe, fashioniq_features, load_encoder
 from .encoders.device import exact_float32
 from .encoders.distributed import DistContext, init_distributed
-from .encoders.features import SplitFeatures
+from .encoders.features import SplitFeatures, merged_missing, missing_summary
 from .encoders.loading import Encoder
 from .errors import ConfigError
 from .evaluation import Method, evaluate_cirr, evaluate_fashioniq, metric_names
@@ -61,21 +62,29 @@ def _dataset_label(config: FusionTrainConfig) -> str:
     return Path(config.data_root).name
 
 
+def config_encoder(config: FusionTrainConfig, device: str) -> Encoder:
+    """The encoder a fusion config names (model, pretrained, preprocess, quick_gelu), on ``device``."""
+    return load_encoder(config.model, pretrained=config.pretrained, preprocess=config.preprocess, device=device,
+                        quick_gelu=config.quick_gelu)
+
+
 def val_features(encoder: Encoder, cache: FeatureCache, config: FusionTrainConfig) -> ValFeatures:
-    """The validation split's cached features: per FashionIQ category, or CIRR's val split."""
+    """The validation split's cached features: per FashionIQ category, or CIRR's val split (``config.on_missing``
+    applies; skipped queries are not counted, so recall is over fewer queries than the paper's)."""
     label = _dataset_label(config)
     if config.dataset == "fashioniq":
-        return {c: fashioniq_features(encoder, cache, config.data_root, c, "val", dataset=label)
+        return {c: fashioniq_features(encoder, cache, config.data_root, c, "val", label, config.on_missing)
                 for c in config.categories}
-    return cirr_features(encoder, cache, config.data_root, "val", dataset=label)
+    return cirr_features(encoder, cache, config.data_root, "val", label, config.on_missing)
 
 
 def train_features(encoder: Encoder, cache: FeatureCache, config: FusionTrainConfig) -> TripletFeatures:
-    """The training split's triplets (FashionIQ with CLIP4Cir's four text forms)."""
+    """The training split's triplets (FashionIQ with CLIP4Cir's four text forms; ``config.on_missing`` applies)."""
     label = _dataset_label(config)
     if config.dataset == "fashioniq":
-        return fashioniq_triplets(encoder, cache, config.data_root, "train", config.categories, dataset=label)
-    return cirr_triplets(encoder, cache, config.data_root, "train", dataset=label)
+        return fashioniq_triplets(encoder, cache, config.data_root, "train", config.categories, dataset=label,
+                                  on_missing=config.on_missing)
+    return cirr_triplets(encoder, cache, config.data_root, "train", label, config.on_missing)
 
 
 def evaluate(dataset: str, features: ValFeatures, method: Method) -> dict[str, float]:
@@ -106,8 +115,7 @@ def _stored_results(out: Path) -> dict | None:
 
 def _fusion_job(config: FusionTrainConfig, previous: dict | None, context: DistContext) -> dict:
     """:func:`run_fusion_job`'s work in the run folder it holds, continuing the checkpoint record ``previous``."""
-    encoder = load_encoder(config.model, pretrained=config.pretrained, preprocess=config.preprocess,
-                           device=context.device)
+    encoder = config_encoder(config, context.device)
     cache = FeatureCache(config.cache, context=context)  # under torchrun every process encodes its share
     data, features = train_features(encoder, cache, config), val_features(encoder, cache, config)
     pseudo, counts, every_k = None, {}, 0
@@ -121,23 +129,28 @@ def _fusion_job(config: FusionTrainConfig, previous: dict | None, context: DistC
                           lambda model: evaluate(config.dataset, features, fusion_method(model)), pseudo, every_k)
     results = {"config": config.to_json(), "encoder": describe(encoder), "train triplets": len(data),
                "pseudo triplets": counts, "parameters": parameter_count(trained["model"]),
-               "best": trained["best"], "last": trained["last"]}
+               "best": trained["best"], "last": trained["last"],
+               "missing": {"train": missing_summary(data.missing), "val": missing_summary(merged_missing(features))}}
     if context.is_main:
         write_json(Path(config.out) / "results.json", results)
     return results
 
 
-def evaluate_checkpoint(path: Path | str, cache: Path | str = "data/cache", device: str = "auto") -> dict:
+def evaluate_checkpoint(path: Path | str, cache: Path | str = "data/cache", device: str = "auto",
+                        on_missing: str | None = None) -> dict:
     """Re-evaluate a checkpoint from :func:`run_fusion_job` on its config's validation split.
 
     The checkpoint's config says what to read (``data_root``, the encoder); what is written (the feature
-    cache) goes to the caller's ``cache``, never where a file's metadata says.
+    cache) goes to the caller's ``cache``, never where a file's metadata says. ``on_missing`` (None: the run's
+    own) says whether images absent now stop the evaluation or skip their queries (counted under "missing").
     """
     model, record = load_trained_fusion(path)
-    config = load_config(FusionTrainConfig, None, **{**record["config"], "cache": str(cache), "device": device})
-    encoder = load_encoder(config.model, pretrained=config.pretrained, preprocess=config.preprocess, device=device)
-    metrics = evaluate(config.dataset, val_features(encoder, FeatureCache(config.cache), config), fusion_method(model))
-    return {"config": record["config"], "checkpoint": str(path), "epoch": record["epoch"], "metrics": metrics}
+    stored = {**record["config"], "cache": str(cache), "device": device}
+    config = load_config(FusionTrainConfig, None, **{**stored, "on_missing": on_missing or stored.get("on_missing")})
+    features = val_features(config_encoder(config, device), FeatureCache(config.cache), config)
+    return {"config": record["config"], "checkpoint": str(path), "epoch": record["epoch"],
+            "metrics": evaluate(config.dataset, features, fusion_method(model)),
+            "missing": missing_summary(merged_missing(features))}
 
 
 @dataclass(frozen=True)
@@ -162,16 +175,24 @@ JOBS: dict[str, Job] = {"fusion": Job(FusionTrainConfig, run_fusion_job),
 
 def load_job_config(path: Path | str, **overrides):
     """(job, config) for the YAML at ``path``; its ``kind`` field (default "fusion") picks the job. The config is
-    validated whole (every field, and a fusion job's ``selection_metric`` against its dataset's metrics)."""
+    validated whole (every field, and a fusion job's ``selection_metric`` against its dataset's metrics).
+
+    ``overrides`` (None: not given) come from the command line: an error about one of them names "command line",
+    and so does one that the job's kind has no field for."""
     loaded = read_yaml(path)
     kind = loaded.get("kind", "fusion")
     if kind not in JOBS:
         raise ConfigError(str(path), "kind", kind, f"one of {', '.join(JOBS)}")
+    fields = {field.name for field in dataclasses.fields(JOBS[kind].config)}
+    for name, value in overrides.items():
+        if value is not None and name not in fields:
+            raise ConfigError("command line", name, value, f"nothing: a {kind} job has no such field (drop it)")
     config = load_config(JOBS[kind].config, path, **overrides)
     if isinstance(config, FusionTrainConfig) and config.selection_metric is not None:
         valid = metric_names(config.dataset, config.categories)
         if config.selection_metric not in valid:
-            raise ConfigError(str(path), "selection_metric", config.selection_metric,
+            source = "command line" if overrides.get("selection_metric") is not None else str(path)
+            raise ConfigError(source, "selection_metric", config.selection_metric,
                               f"one of {config.dataset}'s validation metrics: {', '.join(valid)} (or null)")
     return JOBS[kind], config
 
@@ -198,19 +219,19 @@ def _mean_std(rows: Sequence[Mapping[str, float]], columns: Sequence[str]) -> di
 
 
 def seed_table(config_paths: Sequence[Path | str], seeds: Sequence[int], results: Path | str,
-               runs: Path | str | None = None) -> str:
+               runs: Path | str | None = None, on_missing: str | None = None) -> str:
     """Train every config with every seed (in ``<out>/seed<k>``, or ``<runs>/<name of out>/seed<k>``;
     finished runs are reused), add the image-only and text-only baselines, write
-    ``<results>/fusion_<dataset folder>.json`` and return the table."""
+    ``<results>/fusion_<dataset folder>.json`` (with the baselines' skipped images under "missing") and return
+    the table. ``on_missing`` (None: each config's own) overrides the configs' field."""
     rows: dict[str, dict[str, dict]] = {}
     for path in config_paths:
-        _, base = load_job_config(path)
+        _, base = load_job_config(path, on_missing=on_missing)
         label = _dataset_label(base)
         table = rows.setdefault(base.dataset, {"label": label, "config": {}, "rows": {}})
         if not table["rows"]:
-            encoder = load_encoder(base.model, pretrained=base.pretrained, preprocess=base.preprocess,
-                                   device=base.device)
-            features = val_features(encoder, FeatureCache(base.cache), base)
+            features = val_features(config_encoder(base, base.device), FeatureCache(base.cache), base)
+            table["missing"] = missing_summary(merged_missing(features))
             for name in ("image only", "text only"):
                 table["rows"][name] = {"runs": [evaluate(base.dataset, features, ZERO_SHOT_BASELINES[name])],
                                        "parameters": 0}

@@ -8,6 +8,7 @@ from PIL import Image
 
 from cirlib.encoders import FeatureCache, PadToRatio, PreprocessConfig, build_preprocess, encode_images, load_encoder
 from cirlib.encoders.transforms import geometry
+from cirlib.errors import ConfigError, FileError
 from tests.helpers import tiny_model_dir
 
 @pytest.fixture
@@ -57,12 +58,12 @@ def test_loading_from_a_local_checkpoint_file_with_an_open_clip_architecture(tmp
     from safetensors.torch import save_file
     model = open_clip.create_model("RN50", pretrained=None)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "rn50.safetensors"))
-    encoder = load_encoder("RN50", pretrained=str(tmp_path / "rn50.safetensors"), device="cpu")
+    encoder = load_encoder("RN50", pretrained=str(tmp_path / "rn50.safetensors"), device="cpu", quick_gelu=False)
     assert torch.equal(encoder.model.visual.conv1.weight, model.visual.conv1.weight)
     assert encoder.name == "RN50:rn50.safetensors"
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileError, match="not found"):
         load_encoder("RN50", pretrained=str(tmp_path / "missing.safetensors"))
-    with pytest.raises(FileNotFoundError, match="neither"):
+    with pytest.raises(ConfigError, match="open_clip architecture"):
         load_encoder(str(tmp_path / "nowhere"))
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from cirlib.cli import main
 from cirlib.encoders import FeatureCache, cirr_features, load_encoder
+from cirlib.errors import CirlibError
 from cirlib.evaluation import evaluate_cirr
 from cirlib.fusion import image_only
 from cirlib.paper_numbers import paper_result
@@ -32,7 +33,7 @@ def test_the_cli_prints_the_message_and_exits_2(tmp_path, capsys):
 @pytest.mark.parametrize("missing", ["captions", "checkpoint"])
 def test_methods_say_what_they_need(tmp_path, missing):
     method = "weimocir" if missing == "captions" else "combiner"
-    with pytest.raises(ValueError, match=f"--{missing}"):
+    with pytest.raises(CirlibError, match=f"--{missing}"):
         reproduce(ReproduceConfig(dataset="cirr", method=method, data_root=str(tmp_path)))
 
 
@@ -45,16 +46,16 @@ def test_weimocir_at_alpha_0_beta_0_equals_image_only_evaluation(small_benchmark
                              pretrained=None, alpha=0.0, beta=0.0, captions=str(root / "gallery_captions" / "val.json"),
                              cache=str(tmp_path / "cache"), device="cpu")
     measured = reproduce(config)["measured"]
-    encoder = load_encoder(str(model_dir), device="cpu")
+    encoder = load_encoder(str(model_dir), preprocess="clip", device="cpu")  # WeiMoCIR's, reproduce's default
     expected = evaluate_cirr(cirr_features(encoder, FeatureCache(tmp_path / "cache"), root, "val"), image_only)
     for name in ("R@1", "R@5", "R@10", "R@50", "Rsubset@1", "Rsubset@2", "Rsubset@3"):
         assert measured[name] == pytest.approx(expected[name], abs=1e-6), name
 
 
 def test_comparison_table_quotes_the_paper_beside_the_measurement():
-    paper = paper_result("cirr", "weimocir", "ViT-L-14")
+    paper = paper_result("cirr", "weimocir", "ViT-L-14", "laion2b_s32b_b82k")
     text = format_comparison({"paper": {"metrics": paper.metrics, "source": paper.source, "split": paper.split},
-                              "measured": {"R@1": 12.5}})
+                              "paper note": "paper: WeiMoCIR slides", "measured": {"R@1": 12.5}})
     row = next(line for line in text.splitlines() if line.startswith("R@1 "))
     assert row.split() == ["R@1", "30.94", "12.50"]
     assert next(line for line in text.splitlines() if line.startswith("R@5 ")).split() == ["R@5", "60.87", "-"]

@@ -297,8 +297,9 @@ class DatasetReader:
         dropped = len(items) - len(kept)
         if self.on_missing == "error":
             raise DatasetError(listing, f"{where}; {dropped} of its {len(items)} {what} need them",
-                               "re-download the missing images, or pass on_missing='skip' to drop the "
-                               f"affected {what} (they are reported and listed in reader.missing)")
+                               f"re-download the missing images, or skip the affected {what} (reported in the "
+                               "results): --on-missing skip on the command line, on_missing: skip in a config, "
+                               "on_missing='skip' in Python")
         self.missing[listing.relative_to(self.root).as_posix()] = tuple(names)
         warnings.warn(f"{listing}: {where}; dropped {dropped} of {len(items)} {what}",
                       MissingImagesWarning, stacklevel=_outside_caller())

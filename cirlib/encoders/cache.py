@@ -4,7 +4,10 @@ The key hashes the file format version, the encoder's ``feature_key`` (its name,
 key is built, so weights changed in memory after loading miss the cache, its preprocessing and precision),
 and the inputs: for images their names and the
 sha256 of each file's bytes (a change of content always misses, a copy of the dataset elsewhere hits), for
-texts the texts themselves. Paths, sizes, times and the label are not in the key. To spare re-reading
+texts the texts themselves. Paths, sizes, times and the label are not in the key, and the key alone finds an
+entry: features that train, eval, reproduce or zeroshot computed under one label ("fashionIQ-dress-val")
+serve a caller with another ("fashioniq-dress-val", "synth-fashioniq-dress-val"); the label only names a new
+file, ``<label>-<key prefix>.safetensors``, so that a listing stays readable. To spare re-reading
 unchanged images, the folder keeps a memo of file hashes (``.file-sha256.json``) by resolved path and
 ``os.stat`` fingerprint (size, mtime, ctime and inode: any rewrite changes the ctime, which ``touch`` cannot
 set back); a missing or damaged memo is rebuilt (2116 images, 37 MB: 0.38 s hashed, 0.12 s from the memo).
@@ -110,7 +113,7 @@ class FeatureCache:
     def image_features(self, encoder: Encoder, names: Sequence[str], paths: Sequence[Path | str], label: str,
                        **encode_options) -> torch.Tensor:
         """Features of the images ``paths`` (named ``names``), computed once per key. ``label``
-        (e.g. "synth-cirr-val") only names the file; the key decides whether it is reused."""
+        (e.g. "synth-cirr-val") only names a new file; the key alone finds an existing one."""
         paths = [Path(p) for p in paths]
         key = self._agreed_key(lambda: {"format": FORMAT, **encoder.feature_key, "names": list(names),
                                         "files": content_hashes(paths, self.folder / MEMO_NAME)})
@@ -124,7 +127,21 @@ class FeatureCache:
                             lambda lo, hi: encode_texts(encoder, texts[lo:hi], context=self.context, **encode_options))
 
     def path_for(self, key: str, label: str) -> Path:
+        """The file a new entry of ``key`` gets: the label, for people, then the key's prefix, for lookups."""
         return self.folder / f"{label}-{key[:16]}.safetensors"
+
+    def _entry_path(self, key: str, label: str) -> Path:
+        """The file of ``key``'s entry, whichever label named it: a complete file, else the one whose parts an
+        interrupted extraction left; else :meth:`path_for`. Only the main process looks (the others never
+        read or write it)."""
+        if is_main(self.context):
+            complete = sorted(self.folder.glob(f"*-{key[:16]}.safetensors"))
+            if complete:
+                return complete[0]
+            parts = sorted(self.folder.glob(f".*-{key[:16]}.part*-*.safetensors"))
+            if parts:
+                return parts[0].with_name(parts[0].name[1:].rsplit(".part", 1)[0] + ".safetensors")
+        return self.path_for(key, label)
 
     def _agreed_key(self, parts: Callable[[], dict]) -> str:
         """The key of the main process's ``parts()`` on every process: only the main process hashes the
@@ -136,7 +153,7 @@ class FeatureCache:
 
     def _cached(self, key: str, label: str, items: list[str], dim: int,
                 encode: Callable[[int, int], torch.Tensor]) -> torch.Tensor:
-        path = self.path_for(key, label)
+        path = self._entry_path(key, label)
         bounds = [(lo, min(lo + self.chunk_size, len(items))) for lo in range(0, len(items), self.chunk_size)]
 
         def chunks() -> torch.Tensor:

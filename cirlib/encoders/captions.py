@@ -107,38 +107,44 @@ def captioned_split(encoder: Encoder, cache: FeatureCache, kind: str, features: 
     return CaptionedSplit(kind, features, captions, image_path)
 
 
-def _synth_fashioniq(encoder: Encoder, cache: FeatureCache, root: Path, split: str,
-                     r: int) -> dict[str, CaptionedSplit]:
-    reader, result = FashionIQ(root), {}
+def _synth_fashioniq(encoder: Encoder, cache: FeatureCache, root: Path, split: str, r: int,
+                     on_missing: str) -> dict[str, CaptionedSplit]:
+    reader, result = FashionIQ(root, on_missing), {}
     for category in FashionIQ.CATEGORIES:
-        features = fashioniq_features(encoder, cache, root, category, split, dataset="synth-fashioniq")
+        features = fashioniq_features(encoder, cache, root, category, split, "synth-fashioniq", on_missing)
         file = root / SYNTH_CAPTION_FILES["fashioniq"].format(category=category, split=split)
         result[category] = captioned_split(encoder, cache, "fashioniq", features, file,
                                            f"synth-fashioniq-{category}-{split}", reader.image_path, r)
     return result
 
 
-def _synth_cirr(encoder: Encoder, cache: FeatureCache, root: Path, split: str, r: int) -> CaptionedSplit:
-    reader = CIRR(root)
-    return captioned_split(encoder, cache, "cirr", cirr_features(encoder, cache, root, split, dataset="synth-cirr"),
+def _synth_cirr(encoder: Encoder, cache: FeatureCache, root: Path, split: str, r: int,
+                on_missing: str) -> CaptionedSplit:
+    reader = CIRR(root, on_missing)
+    return captioned_split(encoder, cache, "cirr", cirr_features(encoder, cache, root, split, "synth-cirr", on_missing),
                            root / SYNTH_CAPTION_FILES["cirr"].format(split=split), f"synth-cirr-{split}",
                            lambda name: reader.image_path(name, split), r)
 
 
-def _synth_circo(encoder: Encoder, cache: FeatureCache, root: Path, split: str, r: int) -> CaptionedSplit:
-    return captioned_split(encoder, cache, "circo", circo_features(encoder, cache, root, split, dataset="synth-circo"),
-                           root / SYNTH_CAPTION_FILES["circo"], f"synth-circo-{split}", CIRCO(root).image_path, r)
+def _synth_circo(encoder: Encoder, cache: FeatureCache, root: Path, split: str, r: int,
+                 on_missing: str) -> CaptionedSplit:
+    features = circo_features(encoder, cache, root, split, "synth-circo", on_missing)
+    return captioned_split(encoder, cache, "circo", features, root / SYNTH_CAPTION_FILES["circo"],
+                           f"synth-circo-{split}", CIRCO(root, on_missing).image_path, r)
 
 
 SYNTH_DATASETS = {"synth-fashioniq": _synth_fashioniq, "synth-cirr": _synth_cirr, "synth-circo": _synth_circo}
 
 
 def synth_captioned_splits(encoder: Encoder, cache: FeatureCache, benchmark: Path | str, split: str = "val",
-                           r: int = 3, datasets: Sequence[str] = tuple(SYNTH_DATASETS)) -> dict:
+                           r: int = 3, datasets: Sequence[str] = tuple(SYNTH_DATASETS),
+                           on_missing: str = "error") -> dict:
     """The synthetic benchmark's ``split`` of ``datasets``: {"synth-fashioniq": {category: split},
-    "synth-cirr": split, "synth-circo": split}. Feature labels match
-    ``cirlib.evaluation.benchmark_features``, so both share the cache."""
+    "synth-cirr": split, "synth-circo": split}; they share the cache with ``cirlib.evaluation.benchmark_features``.
+    ``on_missing="skip"`` drops the queries that need an absent image (each split's ``features.missing`` lists
+    them): scores are then over fewer queries than the paper's (see :mod:`cirlib.encoders.features`)."""
     unknown = [name for name in datasets if name not in SYNTH_DATASETS]
     if unknown:
         raise ValueError(f"unknown datasets {unknown}; choose from {list(SYNTH_DATASETS)}")
-    return {name: SYNTH_DATASETS[name](encoder, cache, Path(benchmark) / name, split, r) for name in datasets}
+    return {name: SYNTH_DATASETS[name](encoder, cache, Path(benchmark) / name, split, r, on_missing)
+            for name in datasets}

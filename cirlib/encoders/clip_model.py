@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from open_clip.model import CLIP
 from open_clip.tokenizer import SimpleTokenizer
+from open_clip.transformer import QuickGELU
 
 from ..atomic import write_json
 from ..errors import FileError
@@ -23,19 +24,25 @@ def build_clip(model_cfg: dict) -> CLIP:
     return CLIP(**model_cfg)
 
 
+def uses_quick_gelu(model: torch.nn.Module) -> bool:
+    """Whether the built model's transformer blocks use QuickGELU (OpenAI's activation) rather than GELU."""
+    return any(isinstance(module, QuickGELU) for module in model.modules())
+
+
 def build_tokenizer(model_cfg: dict) -> SimpleTokenizer:
     return SimpleTokenizer(context_length=model_cfg["text_cfg"].get("context_length", 77))
 
 
-def load_model_dir(folder: Path | str) -> tuple[CLIP, dict]:
+def load_model_dir(folder: Path | str, quick_gelu: bool | None = None) -> tuple[CLIP, dict]:
     """A model folder in the hub's layout: ``open_clip_config.json`` + ``open_clip_model.safetensors``
-    (weights verified against their checksum when cirlib wrote them; a damaged file is a named error)."""
+    (weights verified against their checksum when cirlib wrote them; a damaged file is a named error).
+    ``quick_gelu``: None keeps the config's ``model_cfg["quick_gelu"]`` (GELU when absent); True/False forces."""
     folder = Path(folder)
     config_path = folder / "open_clip_config.json"
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
         model_cfg = config["model_cfg"]
-        model = build_clip(model_cfg)
+        model = build_clip(model_cfg if quick_gelu is None else {**model_cfg, "quick_gelu": quick_gelu})
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
         raise FileError(config_path, f"is not an open_clip model config ({type(error).__name__}: {error})",
                         "restore the model folder (it needs a JSON object with model_cfg)") from None

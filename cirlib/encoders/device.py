@@ -19,18 +19,31 @@ from collections.abc import Iterator
 import torch
 
 from ..config import PRECISIONS, check_precision
+from ..errors import CirlibError
 
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; anything else is passed to torch.device."""
+    """``auto`` -> CUDA when available, else CPU; anything else is passed to torch.device. A device this machine
+    does not have (``cuda`` without a GPU, ``cuda:3`` with two, a misspelt name) is one line listing those it has."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} was asked for but CUDA is not available; use device='auto' or 'cpu'")
+    known = available_devices()
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):  # not a device name at all
+        resolved = None
+    if resolved is None or str(resolved) not in known + [name.split(":")[0] for name in known]:
+        raise CirlibError(f"device {str(device)!r} is not available on this machine (it has: {', '.join(known)}). "
+                          "Fix: pass --device auto (a GPU when there is one) or one of those")
     return resolved
+
+
+def available_devices() -> list[str]:
+    """The devices torch can use here: cpu, each CUDA GPU (cuda:0, ...) and Apple's mps."""
+    cuda = [f"cuda:{index}" for index in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return ["cpu", *cuda] + (["mps"] if torch.backends.mps.is_available() else [])
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

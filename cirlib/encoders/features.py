@@ -5,23 +5,32 @@ the cache) the gallery images and the query texts, and returns the features besi
 metrics need. Reference images are gallery images in all three benchmarks' evaluation splits;
 any that are not are encoded too. Under ``torchrun``, give the cache the process group's context and
 call these functions in every process: they encode the split together (see :mod:`cirlib.encoders.cache`).
+
+Images a split lists but the disk lacks (real FashionIQ copies miss a few percent): ``on_missing="error"``
+(the default) stops with one line naming them; ``"skip"`` drops the queries and gallery entries that need
+them and records the names in ``SplitFeatures.missing``. Skipped queries are not counted, so recall is then
+over fewer queries than the paper's: not comparable to a paper's number as is. The peers (CLIP4Cir,
+SEARLE) drop them silently; cirlib reports how many (:func:`missing_summary`, in every result file).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from ..data import CIRCO, CIRR, FashionIQ, fashioniq_query_text
+from ..data.jsonio import DatasetReader
 from .cache import FeatureCache
 from .loading import Encoder
 
 
 @dataclass
 class SplitFeatures:
-    """Features of one evaluation split. ``reference`` and ``text`` have one row per query."""
+    """Features of one evaluation split. ``reference`` and ``text`` have one row per query; ``missing`` maps a
+    listing file (relative to the dataset root) to the absent images skipped from it (empty: nothing skipped)."""
 
     gallery_names: list
     gallery: torch.Tensor
@@ -31,6 +40,24 @@ class SplitFeatures:
     target_names: list | None
     query_texts: list[str]
     extra: dict
+    missing: dict[str, list[str]] = field(default_factory=dict)
+
+
+def reader_missing(reader: DatasetReader) -> dict[str, list[str]]:
+    """What ``reader`` skipped so far, as ``SplitFeatures.missing`` holds it."""
+    return {listing: list(names) for listing, names in reader.missing.items()}
+
+
+def merged_missing(features: SplitFeatures | Mapping[str, SplitFeatures]) -> dict[str, list[str]]:
+    """``missing`` of one split, or of FashionIQ's {category: split} together."""
+    splits = features.values() if isinstance(features, Mapping) else [features]
+    return {listing: names for split in splits for listing, names in split.missing.items()}
+
+
+def missing_summary(missing: Mapping[str, list[str]]) -> dict:
+    """For result files: how many distinct images were skipped, and which listing files lacked which."""
+    names = {name for listed in missing.values() for name in listed}
+    return {"skipped images": len(names), "files": {listing: list(missing[listing]) for listing in sorted(missing)}}
 
 
 def _gather(encoder: Encoder, cache: FeatureCache, label: str, gallery_names: list, path_of, reference_names: list,
@@ -43,19 +70,22 @@ def _gather(encoder: Encoder, cache: FeatureCache, label: str, gallery_names: li
 
 
 def fashioniq_features(encoder: Encoder, cache: FeatureCache, root: Path | str, category: str, split: str = "val",
-                       dataset: str = "fashioniq") -> SplitFeatures:
-    """One FashionIQ category; query text "C1 and c2" (CLIP4Cir's validation form)."""
-    reader = FashionIQ(root)
+                       dataset: str = "fashioniq", on_missing: str = "error") -> SplitFeatures:
+    """One FashionIQ category; query text "C1 and c2" (CLIP4Cir's validation form). ``on_missing="skip"`` drops
+    the queries that need an absent image, so recall is over fewer queries than the paper's (module docstring)."""
+    reader = FashionIQ(root, on_missing)
     triplets, gallery = reader.triplets(category, split), reader.gallery(category, split)
     texts = [fashioniq_query_text(t.captions) for t in triplets]
     references = [t.candidate for t in triplets]
     g, r, t = _gather(encoder, cache, f"{dataset}-{category}-{split}", gallery, reader.image_path, references, texts)
-    return SplitFeatures(gallery, g, r, t, references, [x.target for x in triplets], texts, {"category": category})
+    return SplitFeatures(gallery, g, r, t, references, [x.target for x in triplets], texts, {"category": category},
+                         reader_missing(reader))
 
 
 def cirr_features(encoder: Encoder, cache: FeatureCache, root: Path | str, split: str = "val",
-                  dataset: str = "cirr") -> SplitFeatures:
-    reader = CIRR(root)
+                  dataset: str = "cirr", on_missing: str = "error") -> SplitFeatures:
+    """CIRR's ``split``; ``on_missing`` as in :func:`fashioniq_features` (skipped queries are not counted)."""
+    reader = CIRR(root, on_missing)
     triplets, gallery = reader.triplets(split), reader.gallery(split)
     texts = [t.caption for t in triplets]
     references = [t.reference for t in triplets]
@@ -63,15 +93,17 @@ def cirr_features(encoder: Encoder, cache: FeatureCache, root: Path | str, split
                       references, texts)
     return SplitFeatures(gallery, g, r, t, references, [x.target_hard for x in triplets], texts,
                          {"img_set_members": [x.img_set.members for x in triplets],
-                          "pair_ids": [x.pairid for x in triplets]})
+                          "pair_ids": [x.pairid for x in triplets]}, reader_missing(reader))
 
 
 def circo_features(encoder: Encoder, cache: FeatureCache, root: Path | str, split: str = "val",
-                   dataset: str = "circo") -> SplitFeatures:
-    reader = CIRCO(root)
+                   dataset: str = "circo", on_missing: str = "error") -> SplitFeatures:
+    """CIRCO's ``split``; ``on_missing`` as in :func:`fashioniq_features` (skipped queries are not counted)."""
+    reader = CIRCO(root, on_missing)
     queries, gallery = reader.queries(split), reader.gallery()
     texts = [q.relative_caption for q in queries]
     references = [q.reference_img_id for q in queries]
     g, r, t = _gather(encoder, cache, f"{dataset}-{split}", gallery, reader.image_path, references, texts)
     return SplitFeatures(gallery, g, r, t, references, [q.target_img_id for q in queries], texts,
-                         {"gt_img_ids": [q.gt_img_ids for q in queries], "query_ids": [q.id for q in queries]})
+                         {"gt_img_ids": [q.gt_img_ids for q in queries], "query_ids": [q.id for q in queries]},
+                         reader_missing(reader))

@@ -4,30 +4,42 @@ checkpoint file, or an open_clip hub name with a pretrained tag.
     load_encoder()                                        # the bundled synthclip
     load_encoder("path/to/model_dir")                     # open_clip_config.json + open_clip_model.safetensors
     load_encoder("RN50x4", pretrained="ckpt.safetensors") # an open_clip architecture + a local file
-    load_encoder("ViT-B-32", pretrained="laion2b_s34b_b79k")  # the hub (needs internet; never in tests)
+    load_encoder("RN50x4", pretrained="stage1.pt", quick_gelu=True)  # CLIP4Cir's stage-1 checkpoint
+    load_encoder("ViT-B-32", pretrained="laion2b_s34b_b79k")  # the hub (the Hugging Face cache, else internet)
+
+The activation is the one the weights were trained with: OpenAI's CLIPs use QuickGELU, which open_clip >= 3
+builds only when asked (``quick_gelu``; the pretrained tag's config says it for hub weights). Local files
+(checkpoints.py) are read without unpickling; every way loading can fail is one line naming the file or value
+and the fix.
 
 The encoder carries its preprocessing, so callers cannot mismatch it, the precision its features are
-computed in (float32 by default: the same features on every device), and an identity string with the
-hash of its weights at load time; the cache key (``feature_key``) holds the name, the weights hashed again,
-the preprocessing and the precision.
+computed in (float32 by default: the same features on every device), its activation, and an identity string
+with the hash of its weights at load time; the cache key (``feature_key``) holds the name, the weights hashed
+again, the preprocessing, the precision and the activation.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import open_clip
 import torch
 
-from .clip_model import build_tokenizer, load_model_dir
+from ..errors import ConfigError, FileError
+from .checkpoints import OPENAI_ARCHITECTURES, hub_weights, load_weights, plain_clip, read_state_dict
+from .clip_model import build_clip, build_tokenizer, load_model_dir, uses_quick_gelu
 from .device import resolve_device, resolve_precision
 from .tensor_io import tensors_digest
 from .transforms import CLIP_MEAN, CLIP_STD, PreprocessConfig
 
 BUNDLED = {"synthclip": "models/synthclip"}
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 
 
 @dataclass
@@ -41,6 +53,7 @@ class Encoder:
     device: torch.device
     weights_sha256: str
     precision: str = "float32"   # features in exact float32, or "bfloat16"/"float16" autocast (faster on GPUs)
+    quick_gelu: bool = False     # the built model's activation: QuickGELU (OpenAI's weights) or GELU
 
     @property
     def identity(self) -> str:
@@ -61,9 +74,11 @@ class Encoder:
     def feature_key(self) -> dict:
         """Everything about the encoder that determines its features, part of every cache key: its name, its
         weights hashed now (not at load time, so weights changed in memory never hit the old entries; 0.02 s
-        for synthclip, 0.4 s for a ViT-B-32 on a CPU), its preprocessing and its precision."""
+        for synthclip, 0.4 s for a ViT-B-32 on a CPU), its preprocessing, its precision and its activation (the
+        same weights give other features with QuickGELU than with GELU)."""
         return {"encoder": self.name, "weights": weights_hash(self.model),
-                "preprocess": self.preprocess_config.to_json(), "precision": self.precision}
+                "preprocess": self.preprocess_config.to_json(), "precision": self.precision,
+                "quick_gelu": self.quick_gelu}
 
 
 def weights_hash(model: torch.nn.Module) -> str:
@@ -80,42 +95,123 @@ def _preprocess_config(kind: str | None, image_size: int, stored: dict) -> Prepr
                             mean=tuple(stored.get("mean", CLIP_MEAN)), std=tuple(stored.get("std", CLIP_STD)))
 
 
+class _Built(NamedTuple):
+    model: torch.nn.Module
+    tokenizer: object
+    stored: dict  # preprocessing the model's source names (mean, std, kind)
+
+
 def load_encoder(model: str = "synthclip", pretrained: str | None = None, preprocess: str | None = None,
-                 device: str | torch.device = "auto", precision: str = "float32") -> Encoder:
+                 device: str | torch.device = "auto", precision: str = "float32",
+                 quick_gelu: bool | None = None) -> Encoder:
     """Load a CLIP (see the module docstring); ``preprocess`` overrides the model's own default
     (``targetpad`` unless the model folder says otherwise; synthclip was trained with ``squarepad``).
     ``precision``: "float32" (default; identical features on CPU and GPU), "bfloat16" or "float16"
-    (autocast: faster on GPUs with tensor cores, features rounded to 8 or 11 significant bits)."""
+    (autocast: faster on GPUs with tensor cores, features rounded to 8 or 11 significant bits).
+    ``quick_gelu``: None builds the activation the weights were trained with as far as their source says it (a
+    pretrained tag's open_clip config: QuickGELU for OpenAI's; a model folder's config; a ``-quickgelu`` name);
+    True/False forces QuickGELU/GELU. A local file gives no such record: stating it is the caller's job (a
+    warning says so for files that look like OpenAI weights)."""
     resolved = resolve_device(device)
     if resolve_precision(precision, resolved) != precision:
         raise ValueError(f"precision must be float32, bfloat16 or float16 for features, got {precision!r}")
-    folder = bundled_model_dir(model) if model in BUNDLED else Path(model)
-    if pretrained is None and (folder / "open_clip_config.json").is_file():
-        clip, config = load_model_dir(folder)
-        tokenizer = build_tokenizer(config["model_cfg"])
-        stored = config.get("preprocess_cfg", {})
-        image_size = config["model_cfg"]["vision_cfg"]["image_size"]
-    elif pretrained is None and model not in open_clip.list_models() and not model.startswith(("hf-hub:", "local-dir:")):
-        raise FileNotFoundError(
-            f"{model!r} is neither a bundled model ({', '.join(BUNDLED)}), nor a folder holding "
-            "open_clip_config.json, nor an open_clip architecture name; see open_clip.list_models()")
-    else:
-        if pretrained is not None and Path(pretrained).suffix in (".pt", ".pth", ".bin", ".safetensors") \
-                and not Path(pretrained).is_file():
-            raise FileNotFoundError(f"checkpoint file {pretrained} does not exist")
-        clip, _, _ = open_clip.create_model_and_transforms(model, pretrained=pretrained)
-        tokenizer = open_clip.get_tokenizer(model)
-        stored = dict(open_clip.get_pretrained_cfg(model, pretrained) or {}) if pretrained else {}
-        image_size = clip.visual.image_size
-        image_size = image_size[0] if isinstance(image_size, (tuple, list)) else image_size
-    clip = clip.to(resolved).eval()
+    folder = _model_folder(model, pretrained)
+    built = _from_folder(folder, quick_gelu) if folder else _from_open_clip(model, pretrained, quick_gelu)
+    clip = built.model.to(resolved).eval()
     name = model if pretrained is None else f"{model}:{Path(pretrained).name}"
-    return Encoder(model=clip, tokenizer=tokenizer, preprocess_config=_preprocess_config(preprocess, image_size, stored),
-                   name=name, device=resolved, weights_sha256=weights_hash(clip), precision=precision)
+    return Encoder(model=clip, tokenizer=built.tokenizer, name=name, device=resolved,
+                   preprocess_config=_preprocess_config(preprocess, _image_size(clip), built.stored),
+                   weights_sha256=weights_hash(clip), precision=precision, quick_gelu=uses_quick_gelu(clip))
+
+
+def _model_folder(model: str, pretrained: str | None) -> Path | None:
+    """The model folder ``model`` names (bundled, or a folder holding open_clip_config.json); None for an open_clip
+    name; one-line errors for anything else (an existing path that is no model folder, an unknown name)."""
+    folder = bundled_model_dir(model) if model in BUNDLED else Path(model)
+    if (folder / "open_clip_config.json").is_file():
+        if pretrained is not None:
+            raise ConfigError("encoder", "pretrained", pretrained, f"none: the model folder {model} holds its own "
+                              "weights (drop pretrained, or pass an open_clip architecture as the model)")
+        return folder
+    if folder.exists():
+        raise FileError(folder, "is not a model folder (no open_clip_config.json in it)",
+                        "pass a folder holding open_clip_config.json and open_clip_model.safetensors, or an open_clip "
+                        "architecture as the model with a weights file as pretrained")
+    if model not in open_clip.list_models() and not model.startswith(("hf-hub:", "local-dir:")):
+        close = difflib.get_close_matches(model, list(BUNDLED) + open_clip.list_models(), n=3)
+        raise ConfigError("encoder", "model", model, "a bundled model (" + ", ".join(BUNDLED) + "), a folder "
+                          "holding open_clip_config.json, or an open_clip architecture (open_clip.list_models()"
+                          + (f"; closest: {', '.join(close)})" if close else ")"))
+    return None
+
+
+def _from_folder(folder: Path, quick_gelu: bool | None) -> _Built:
+    clip, config = load_model_dir(folder, quick_gelu)
+    return _Built(clip, build_tokenizer(config["model_cfg"]), config.get("preprocess_cfg", {}))
+
+
+def _from_open_clip(model: str, pretrained: str | None, quick_gelu: bool | None) -> _Built:
+    """An open_clip architecture with random weights, a pretrained tag's weights, or a local weights file."""
+    tag_cfg = dict(open_clip.get_pretrained_cfg(model, pretrained) or {}) if pretrained else {}
+    arch_cfg = open_clip.get_model_config(model) or {}
+    chosen = quick_gelu if quick_gelu is not None else bool(tag_cfg.get("quick_gelu") or arch_cfg.get("quick_gelu"))
+    if pretrained is None:
+        clip = _create(model, chosen)
+    elif tag_cfg:
+        clip = _from_file(model, arch_cfg, hub_weights(model, pretrained, tag_cfg), chosen, warn=False)
+    else:
+        clip = _from_file(model, arch_cfg, _weights_file(model, pretrained), chosen, warn=quick_gelu is None)
+    return _Built(clip, open_clip.get_tokenizer(model), tag_cfg)
+
+
+def _create(model: str, quick_gelu: bool, pretrained: str | None = None) -> torch.nn.Module:
+    """open_clip's model; ``force_quick_gelu`` only switches QuickGELU on, the config override also switches it off
+    (for a ``-quickgelu`` name)."""
+    return open_clip.create_model(model, pretrained=pretrained, force_quick_gelu=quick_gelu, quick_gelu=quick_gelu)
+
+
+def _weights_file(model: str, pretrained: str) -> Path:
+    """``pretrained`` as a local weights file, or a one-line error (a folder, a missing file, an unknown tag)."""
+    path = Path(pretrained)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        as_model = (path / "open_clip_config.json").is_file()
+        raise FileError(path, "is a folder; pretrained takes an open_clip tag or a weights file",
+                        "pass this model folder as the model and drop pretrained" if as_model else
+                        "pass the weights file inside it (.safetensors, .pt, .bin) as pretrained")
+    if path.suffix in WEIGHT_SUFFIXES or len(path.parts) > 1:
+        raise FileError(path, "checkpoint file not found", "check the path given as pretrained")
+    tags = ", ".join(open_clip.list_pretrained_tags_by_model(model)) or "none"
+    raise ConfigError("encoder", "pretrained", pretrained, f"a pretrained tag of {model} ({tags}) or an existing "
+                      "weights file")
+
+
+def _from_file(model: str, model_cfg: dict, path: Path, quick_gelu: bool, warn: bool) -> torch.nn.Module:
+    """``model`` (open_clip config ``model_cfg``) with the weights of a local file: cirlib reads it (no unpickling;
+    CLIP4Cir's stage-1 format too) for plain CLIP architectures, open_clip's own loader for the others (CoCa, timm
+    or HF towers); ``warn``: the caller did not say which activation."""
+    if plain_clip(model_cfg):
+        state = read_state_dict(path)
+        clip = build_clip({**model_cfg, "quick_gelu": quick_gelu})
+        load_weights(clip, state, path, model)
+    else:
+        clip = _create(model, quick_gelu, str(path))
+    if warn and not quick_gelu and ("openai" in path.name.lower() or model in OPENAI_ARCHITECTURES):
+        warnings.warn(f"{path}: built {model} with GELU; OpenAI's weights and CLIP4Cir checkpoints fine-tuned from "
+                      "them use QuickGELU: set quick_gelu true if this file holds them (false silences this)",
+                      stacklevel=4)
+    return clip
+
+
+def _image_size(clip: torch.nn.Module) -> int:
+    size = clip.visual.image_size
+    return size[0] if isinstance(size, (tuple, list)) else size
 
 
 def describe(encoder: Encoder) -> str:
-    """One line for logs: identity, preprocessing, device, parameter count."""
+    """One line for logs: identity, preprocessing, device, precision, activation, parameter count."""
     params = sum(p.numel() for p in encoder.model.parameters())
     return (f"{encoder.identity}  preprocess={json.dumps(encoder.preprocess_config.to_json())}  "
-            f"device={encoder.device}  precision={encoder.precision}  params={params / 1e6:.1f}M")
+            f"device={encoder.device}  precision={encoder.precision}  quick_gelu={encoder.quick_gelu}  "
+            f"params={params / 1e6:.1f}M")

@@ -51,6 +51,7 @@ class InversionConfig:
     model: str = "synthclip"          # load_encoder's first argument: bundled name, model folder, architecture
     pretrained: str | None = None
     preprocess: str | None = setting(None, choices=PREPROCESS_KINDS)
+    quick_gelu: bool | None = None    # None: as the pretrained tag's config says (OpenAI weights: QuickGELU)
     cache: str = "data/cache"         # where the stream features are cached
     stream_seed: int = setting(0, minimum=0)             # the synthetic pretraining stream the pairs come from
     stream_start: int = setting(2_000_000, minimum=0)    # far from synthclip's pretraining pool and held-out pairs
@@ -96,7 +97,7 @@ def prepare(config: InversionConfig, method: str) -> Setup:
     print(f"{method} config: {json.dumps(asdict(config))}", flush=True)
     write_json(Path(config.out) / "config.json", {"method": method, **asdict(config)})
     encoder = load_encoder(config.model, pretrained=config.pretrained, preprocess=config.preprocess,
-                           device=config.device)
+                           device=config.device, quick_gelu=config.quick_gelu)
     print(describe(encoder), flush=True)
     stream = stream_features(encoder, config.cache, config.stream_seed, config.stream_start, config.train_pairs,
                              config.workers)

@@ -7,6 +7,7 @@ with an external index gets identical numbers from its own top-k lists.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -96,6 +97,24 @@ def cirr_recall_from_rankings(ranked: Sequence[Sequence[Name]], subset_ranked: S
     if 5 in full and 1 in subset:
         result["Avg"] = (full[5] + subset[1]) / 2
     return result
+
+
+CIRR_SEVEN = ("R@1", "R@5", "R@10", "R@50", "Rsubset@1", "Rsubset@2", "Rsubset@3")
+"""The seven CIRR numbers whose means CLIP4Cir selects its CIRR models by."""
+CIRR_MEANS = ("arithmetic mean", "harmonic mean", "geometric mean")
+"""The keys of :func:`cirr_means`."""
+
+
+def cirr_means(metrics: Mapping[str, float]) -> dict[str, float]:
+    """CLIP4Cir's CIRR model-selection numbers: {"arithmetic mean", "harmonic mean", "geometric mean"} of the
+    seven numbers in :data:`CIRR_SEVEN` (percent in, percent out).
+
+    CLIP4Cir keeps the best epoch by each of them. A recall of 0 makes the harmonic and the geometric mean 0,
+    their limits (Python's ``statistics.geometric_mean``, which CLIP4Cir calls, raises there instead).
+    """
+    values = [float(metrics[name]) for name in CIRR_SEVEN]
+    geometric = 0.0 if min(values) <= 0 else statistics.geometric_mean(values)
+    return dict(zip(CIRR_MEANS, (statistics.fmean(values), statistics.harmonic_mean(values), geometric)))
 
 
 def cirr_recall(similarity: Any, gallery_names: Sequence[Name], reference_names: Sequence[Name],

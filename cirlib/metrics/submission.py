@@ -5,12 +5,15 @@ length, or a name listed twice -- and say little about which query was at fault.
 check all of that first and raise one ``ValueError`` naming the offending ids and the fix; a file
 is only ever replaced whole, and gets the mode the umask gives (``cirlib.atomic.write_json``).
 
-Query ids become JSON string keys; names and ids in the lists are written as strings too, as in
-SEARLE's submission files.
+Query ids become JSON string keys, written as ``str(int(id))`` whatever integer type they come in (a
+torch or numpy scalar would otherwise give the key ``"tensor(12063)"``); names and ids in the lists are
+written as strings too, as in SEARLE's submission files: a name as it is, an integer id (CIRCO's COCO
+ids) as ``str(int(id))``.
 """
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,19 +27,46 @@ CIRR_SUBSET_TOP_K = 3
 CIRCO_TOP_K = 50
 
 
+def _id_text(value: Any) -> str | None:
+    """``str(int(value))`` for an integer of any type (int, numpy or 0-d torch integer, a string of digits), else
+    None. Floats and bools are no ids: 12063.7 must not become "12063"."""
+    if isinstance(value, str):
+        return str(int(value)) if value.strip().lstrip("+-").isdigit() else None
+    if isinstance(value, bool):
+        return None
+    try:
+        return str(operator.index(value))
+    except TypeError:
+        return None
+
+
+def _query_key(label: str, value: Any) -> str:
+    """A query id as the servers' JSON key, or a ValueError naming it."""
+    key = _id_text(value)
+    if key is None:
+        raise ValueError(f"{label} submission not written: query id {value!r} is not an integer "
+                         "(fix: pass the split's own ids: CIRR pairid, CIRCO id)")
+    return key
+
+
+def _name_text(name: Name) -> str:
+    """A gallery name as written: a string as it is, an integer id of any type as ``str(int(id))``."""
+    return name if isinstance(name, str) else _id_text(name) or str(name)
+
+
 def _validated(label: str, query_ids: Sequence[Any], lists: Sequence[Sequence[Name]], length: int,
                expected_ids: Sequence[Any] | None) -> dict[str, list[str]]:
     """{query id: names} as JSON-ready strings, or a ValueError listing every problem with its fix."""
     _same_length({"query ids": query_ids, label: lists})
-    keys = [str(query_id) for query_id in query_ids]
-    rows = [[str(name) for name in _as_name_list(row, query)] for query, row in enumerate(lists)]
+    keys = [_query_key(label, query_id) for query_id in query_ids]
+    rows = [[_name_text(name) for name in _as_name_list(row, query)] for query, row in enumerate(lists)]
     problems = []
     repeated_ids = _duplicates(keys)
     if repeated_ids:
         problems.append(f"{_listing(repeated_ids, 'query ids appear more than once')} "
                         "(fix: give each query once, with its own ranking)")
     if expected_ids is not None:
-        expected = dict.fromkeys(str(query_id) for query_id in expected_ids)
+        expected = dict.fromkeys(_query_key(label, query_id) for query_id in expected_ids)
         given = dict.fromkeys(keys)
         missing = [key for key in expected if key not in given]
         unexpected = [key for key in given if key not in expected]

@@ -1,7 +1,8 @@
 """Stage 2: train a fusion module on cached features of a frozen encoder (CLIP4Cir's Combiner stage).
 
 A readable loop: batch-based classification loss (queries against in-batch targets, logit scale
-100), AdamW with weight decay on matrices, linear warmup then cosine decay per step, bf16 autocast
+100), AdamW with weight decay on matrices, linear warmup then cosine decay or a constant rate per step
+(``lr_schedule``; CLIP4Cir's stage 2: constant, no warmup), bf16 autocast
 on CUDA by default (``precision``; "float32" trains in exact float32 anywhere), validation after
 every epoch through a callable the caller passes in (the dataset's own metric; this layer knows no
 metrics), the best checkpoint kept, a checkpoint of the last epoch that ``resume=True`` continues on
@@ -11,6 +12,12 @@ forms come from (seed, epoch), and the random generator (dropout, router noise) 
 number. Under ``torchrun`` each process takes its slice of every global batch; the targets of all
 processes are gathered, so the loss and gradients are those of one process on the whole batch (up to
 float rounding; with dropout each process draws its own masks).
+
+A config holds its local paths absolute (:meth:`FusionTrainConfig.absolute_paths`): a relative ``data_root`` or
+``cache``, or a ``model`` / ``pretrained`` that names a local folder or file, is resolved against the working
+directory when the config is built, so the config saved in a run's checkpoints names the same files from any
+directory (``cirlib eval`` works anywhere) and a resume may spell those paths differently (relative, absolute,
+with ``..``). Symbolic links are kept as spelled (the dataset folder's name labels caches and tables).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -33,6 +41,7 @@ from ..atomic import write_json, write_text
 from ..config import DEVICE, PRECISIONS, check_mapping, nested, setting, validate
 from ..data.fashioniq import FashionIQ
 from ..encoders.device import compute_precision
+from ..encoders.loading import BUNDLED
 from ..encoders.transforms import PREPROCESS_KINDS
 from ..encoders.distributed import DistContext, gather_rows, init_distributed, mean_over_processes
 from ..errors import ConfigError
@@ -42,7 +51,7 @@ from .loss import batch_classification_loss
 from .pseudo_triplets import PseudoTripletConfig
 from .pretrain import parameter_groups
 from .run_folder import RunLayout, open_run
-from .schedule import cosine_lr
+from .schedule import LR_SCHEDULES
 from .triplets import TripletFeatures
 
 Validate = Callable[[nn.Module], dict[str, float]]
@@ -57,7 +66,8 @@ class FusionTrainConfig:
     """One fusion-training job (``cirlib train --config``): data, encoder, model, optimisation, output.
 
     Every field is validated when the config is built (:func:`cirlib.config.validate`): the fusion options by the
-    types of the module's constructor, the pseudo-triplet settings as a :class:`PseudoTripletConfig`.
+    types of the module's constructor, the pseudo-triplet settings as a :class:`PseudoTripletConfig`. Local paths
+    are then made absolute (:meth:`absolute_paths`; the module docstring says why).
     """
 
     kind: str = setting("fusion", choices=("fusion",))
@@ -67,6 +77,8 @@ class FusionTrainConfig:
     model: str = "synthclip"              # load_encoder's model, pretrained and preprocess
     pretrained: str | None = None
     preprocess: str | None = setting(None, choices=PREPROCESS_KINDS)
+    quick_gelu: bool | None = None        # None: as the pretrained tag's config says (OpenAI weights: QuickGELU)
+    on_missing: str = setting("error", choices=("error", "skip"))  # images a dataset lists but lacks: stop or skip
     cache: str = "data/cache"
     fusion: str = setting("combiner", choices=tuple(FUSIONS))
     fusion_options: dict = setting(factory=dict)
@@ -75,6 +87,7 @@ class FusionTrainConfig:
     lr: float = setting(1e-4, above=0)
     weight_decay: float = setting(0.01, minimum=0)
     warmup_steps: int = setting(0, minimum=0)
+    lr_schedule: str = setting("cosine", choices=tuple(LR_SCHEDULES))  # after warmup; CLIP4Cir: constant
     logit_scale: float = setting(100.0, above=0)
     seed: int = setting(0, minimum=0)
     device: str = setting("auto", **DEVICE)
@@ -92,9 +105,24 @@ class FusionTrainConfig:
                                             option_types(self.fusion))
         if self.pseudo_triplets is not None:
             nested(self, "pseudo_triplets", PseudoTripletConfig)
+        self.absolute_paths()
+
+    def absolute_paths(self) -> None:
+        """Resolve ``data_root`` and ``cache``, and ``model`` / ``pretrained`` where they name a local folder or
+        file, against the working directory, so that the saved config means the same files from anywhere."""
+        self.data_root, self.cache = os.path.abspath(self.data_root), os.path.abspath(self.cache)
+        self.model, self.pretrained = _local_path(self.model), _local_path(self.pretrained)
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def _local_path(value: str | None) -> str | None:
+    """``value`` made absolute when it names an existing file or folder; a bundled model name, an open_clip
+    architecture or pretrained tag, or None, unchanged."""
+    if value is None or value in BUNDLED or not Path(value).exists():
+        return value
+    return os.path.abspath(value)
 
 
 def epoch_plan(size: int, seed: int, epoch: int, forms: int, stream: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -178,7 +206,7 @@ def fusion_loop(config: FusionTrainConfig, data: TripletFeatures, previous: dict
             bar = tqdm(range(steps[epoch]), desc=f"epoch {epoch + 1}/{len(schedule)}", unit="batch",
                        disable=not (progress and context.is_main), leave=False, mininterval=1.0)
             for step in bar:
-                lr = cosine_lr(first_step + step, sum(steps), config.lr, config.warmup_steps)
+                lr = LR_SCHEDULES[config.lr_schedule](first_step + step, sum(steps), config.lr, config.warmup_steps)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 rows = order[step * config.batch_size:(step + 1) * config.batch_size]

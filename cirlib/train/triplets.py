@@ -3,18 +3,22 @@
 FashionIQ's training text is drawn per sample and epoch among the four forms CLIP4Cir uses,
 "C1 and c2", "C2 and c1", "C1", "C2" (first caption capitalised); their features are all cached,
 so a batch only indexes tensors. CIRR has one caption per triplet.
+
+``on_missing="skip"`` trains on the triplets whose images are all on disk and records the absent ones in
+``TripletFeatures.missing`` (see :mod:`cirlib.encoders.features` for what skipping means for comparability).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from ..data import CIRR, FashionIQ, fashioniq_query_text
 from ..encoders import FeatureCache
+from ..encoders.features import reader_missing
 from ..encoders.loading import Encoder
 
 
@@ -22,7 +26,8 @@ from ..encoders.loading import Encoder
 class TripletFeatures:
     """Triplet i is (images[reference[i]], texts[text_of[i], form], images[target[i]]), raw features.
 
-    ``text_of`` defaults to one text row per triplet; pseudo triplets share their source's row.
+    ``text_of`` defaults to one text row per triplet; pseudo triplets share their source's row. ``missing`` maps a
+    listing file (relative to the dataset root) to the absent images skipped from it (empty: nothing skipped).
     """
 
     images: torch.Tensor      # (M, D)
@@ -31,6 +36,7 @@ class TripletFeatures:
     texts: torch.Tensor       # (T, V, D) V text forms per row
     image_names: list = field(default_factory=list)
     text_of: torch.Tensor | None = None  # (N,) long rows of ``texts``
+    missing: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.reference)
@@ -85,19 +91,21 @@ def _features(encoder: Encoder, cache: FeatureCache, label: str, gallery: list, 
     row = {n: i for i, n in enumerate(names)}
     forms = len(texts[0]) if texts else 1
     flat = [text for per_triplet in texts for text in per_triplet]
-    text_features = cache.text_features(encoder, flat, f"{label}-forms").reshape(len(texts), forms, -1)
-    return TripletFeatures(images, torch.tensor([row[r] for r, _ in pairs]), torch.tensor([row[t] for _, t in pairs]),
-                           text_features, names)
+    text_features = cache.text_features(encoder, flat, f"{label}-forms").reshape(len(texts), forms, encoder.embed_dim)
+    reference = torch.tensor([row[r] for r, _ in pairs], dtype=torch.long)
+    target = torch.tensor([row[t] for _, t in pairs], dtype=torch.long)
+    return TripletFeatures(images, reference, target, text_features, names)
 
 
 def fashioniq_triplets(encoder: Encoder, cache: FeatureCache, root: Path | str, split: str = "train",
                        categories: Sequence[str] = FashionIQ.CATEGORIES, dataset: str = "fashioniq",
-                       text_forms: str = "clip4cir") -> TripletFeatures:
+                       text_forms: str = "clip4cir", on_missing: str = "error") -> TripletFeatures:
     """FashionIQ triplets of ``categories`` with the four training text forms (``text_forms="clip4cir"``)
-    or the single validation form ("C1 and c2", ``text_forms="single"``)."""
+    or the single validation form ("C1 and c2", ``text_forms="single"``); ``on_missing="skip"`` leaves out the
+    triplets that need an absent image (listed in ``missing``): training then sees fewer triplets than the paper's."""
     if text_forms not in ("clip4cir", "single"):
         raise ValueError(f"text_forms must be 'clip4cir' or 'single', got {text_forms!r}")
-    reader = FashionIQ(root)
+    reader = FashionIQ(root, on_missing)
     parts = []
     for category in categories:
         triplets = reader.triplets(category, split)
@@ -105,13 +113,15 @@ def fashioniq_triplets(encoder: Encoder, cache: FeatureCache, root: Path | str, 
                  else [fashioniq_query_text(t.captions)] for t in triplets]
         parts.append(_features(encoder, cache, f"{dataset}-{category}-{split}", reader.gallery(category, split),
                                reader.image_path, [(t.candidate, t.target) for t in triplets], texts))
-    return concatenate(parts)
+    return replace(concatenate(parts), missing=reader_missing(reader))
 
 
 def cirr_triplets(encoder: Encoder, cache: FeatureCache, root: Path | str, split: str = "train",
-                  dataset: str = "cirr") -> TripletFeatures:
-    """CIRR triplets (reference, caption, target_hard)."""
-    reader = CIRR(root)
+                  dataset: str = "cirr", on_missing: str = "error") -> TripletFeatures:
+    """CIRR triplets (reference, caption, target_hard); ``on_missing`` as in :func:`fashioniq_triplets`."""
+    reader = CIRR(root, on_missing)
     triplets = reader.triplets(split)
-    return _features(encoder, cache, f"{dataset}-{split}", reader.gallery(split), lambda n: reader.image_path(n, split),
-                     [(t.reference, t.target_hard) for t in triplets], [[t.caption] for t in triplets])
+    features = _features(encoder, cache, f"{dataset}-{split}", reader.gallery(split),
+                         lambda n: reader.image_path(n, split), [(t.reference, t.target_hard) for t in triplets],
+                         [[t.caption] for t in triplets])
+    return replace(features, missing=reader_missing(reader))

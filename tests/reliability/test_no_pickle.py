@@ -1,5 +1,6 @@
-"""cirlib never unpickles: every file it reads is JSON, YAML (safe_load), safetensors, an image or a faiss index.
-A static scan of the package, so that no later change slips a pickle in."""
+"""cirlib never unpickles: every file it reads is JSON, YAML (safe_load), safetensors, an image, a faiss index, or a
+PyTorch weights file read with ``torch.load(..., weights_only=True)`` (PyTorch's restricted loader: tensors and plain
+containers only). A static scan of the package, so that no later change slips a pickle in."""
 
 from __future__ import annotations
 
@@ -24,12 +25,18 @@ def unsafe_uses(source: str) -> list[str]:
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                 and isinstance(node.func.value, ast.Name):
             call = (node.func.value.id, node.func.attr)
-            if call in UNSAFE_CALLS:
+            if call in UNSAFE_CALLS and not (call == ("torch", "load") and restricted(node)):
                 found.append(".".join(call))
             if any(k.arg == "allow_pickle" and not (isinstance(k.value, ast.Constant) and k.value.value is False)
                    for k in node.keywords):
                 found.append(f"{'.'.join(call)}(allow_pickle=...)")
     return found
+
+
+def restricted(call: ast.Call) -> bool:
+    """Whether the call passes ``weights_only=True`` (a literal: a variable could be False)."""
+    return any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+               for k in call.keywords)
 
 
 def test_the_scan_finds_each_kind_of_unpickling():
@@ -43,3 +50,9 @@ def test_no_module_of_cirlib_can_unpickle():
     found = {str(path.relative_to(package)): uses for path in sorted(package.rglob("*.py"))
              if (uses := unsafe_uses(path.read_text(encoding="utf-8")))}
     assert found == {}
+
+
+def test_the_scan_allows_torch_load_only_with_weights_only_true():
+    source = ("torch.load(p, map_location='cpu', weights_only=True)\ntorch.load(p)\ntorch.load(p, weights_only=False)\n"
+              "torch.load(p, weights_only=flag)\n")
+    assert unsafe_uses(source) == ["torch.load", "torch.load", "torch.load"]
