@@ -20,7 +20,7 @@ import dataclasses
 import json
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,12 +128,12 @@ def _check_configs(config: DemoConfig) -> None:
                                         "run it from the repository root or pass --configs")
 
 
-def _train(config: DemoConfig, dataset: str, fusion: str) -> tuple[Path, dict]:
+def _train(config: DemoConfig, dataset: str, fusion: str, verbose: bool = True) -> tuple[Path, dict]:
     job = config_variant(_config_path(config, dataset, fusion), config.runs, epochs=config.epochs,
                          seed=config.training_seed, data_root=str(Path(config.benchmark) / DATASETS[dataset]),
                          model=config.model, pretrained=config.pretrained, preprocess=config.preprocess,
                          cache=config.cache, device=config.device, precision=config.precision)
-    results = run_fusion_job(job, resume=True)
+    results = run_fusion_job(job, resume=True, progress=verbose, verbose=verbose)
     metrics = {k: v for k, v in results["last"].items() if k in FASHIONIQ_COLUMNS + CIRR_COLUMNS}
     return Path(job.out), metrics
 
@@ -162,22 +162,32 @@ def _figures(result: DemoResult, out: Path) -> list[Path]:
     return [recall, heatmaps]
 
 
-def run_demo(config: DemoConfig) -> DemoResult:
-    """Run every stage (see the module docstring), print the tables and save them with the figures."""
-    print(f"CIR Lab demo: synthetic benchmark -> {config.model} features -> zero-shot baselines -> WeiMoCIR at the "
-          f"best α/β -> trained {' and '.join(FUSION_LABELS.get(f, f) for f in config.fusions)} -> tables.\n"
-          f"{expected_time(config)}\n"
-          f"demo config: {json.dumps(dataclasses.asdict(config))}", flush=True)
+def _printer(verbose: bool) -> Callable[..., None]:
+    """``print``, or for a quiet run a function that prints nothing."""
+    return print if verbose else lambda *args, **kwargs: None
+
+
+def run_demo(config: DemoConfig, verbose: bool = True) -> DemoResult:
+    """Run every stage (see the module docstring), print the tables and save them with the figures.
+
+    ``verbose`` (the command line's default) prints the config, the benchmark summary, the training logs, the
+    tables and progress bars; False (a notebook, which shows the tables itself) prints only the stage lines (and
+    the rendering bar of a benchmark it builds)."""
+    say = _printer(verbose)
+    say(f"CIR Lab demo: synthetic benchmark -> {config.model} features -> zero-shot baselines -> WeiMoCIR at the "
+        f"best α/β -> trained {' and '.join(FUSION_LABELS.get(f, f) for f in config.fusions)} -> tables.\n"
+        f"{expected_time(config)}\n"
+        f"demo config: {json.dumps(dataclasses.asdict(config))}", flush=True)
     _check_configs(config)
     stage = _Stages(STAGES)
     with stage("benchmark"):
         manifest = prepare_benchmark(config.benchmark, preset(config.size, seed=config.seed), workers=config.workers,
                                      overwrite=True)  # the demo owns its folder: a stale benchmark is rebuilt
-        print(format_summary(manifest))
+        say(format_summary(manifest))
     with stage("features and zero-shot baselines"):
         encoder = load_encoder(config.model, pretrained=config.pretrained, preprocess=config.preprocess,
                                device=config.device)
-        splits = synth_captioned_splits(encoder, FeatureCache(config.cache), config.benchmark,
+        splits = synth_captioned_splits(encoder, FeatureCache(config.cache, progress=verbose), config.benchmark,
                                         datasets=list(DATASETS.values()))
         splits = {dataset: splits[name] for dataset, name in DATASETS.items()}
         tables = {dataset: {name: evaluate(dataset, split_features(split), method)
@@ -186,7 +196,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
     best_cells = {}
     with stage("WeiMoCIR α/β sweep"):
         for dataset, split in splits.items():
-            sweeps[dataset] = sweep(split, variant=config.variant)
+            sweeps[dataset] = sweep(split, variant=config.variant, progress=verbose)
             alpha, beta, _ = best_cell(sweeps[dataset], SELECT_BY[dataset])
             best_cells[dataset] = (alpha, beta)
             tables[dataset][f"WeiMoCIR (α={alpha:g}, β={beta:g})"] = sweeps[dataset].at(alpha, beta)
@@ -195,7 +205,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
         for dataset in DATASETS:
             for fusion in config.fusions:
                 label = FUSION_LABELS.get(fusion, fusion)
-                runs[dataset][label], tables[dataset][label] = _train(config, dataset, fusion)
+                runs[dataset][label], tables[dataset][label] = _train(config, dataset, fusion, verbose)
     result = DemoResult(config, tables, best_cells, sweeps, splits, runs, stage.seconds)
     with stage("tables and figures"):
         out = Path(config.results)
@@ -203,15 +213,15 @@ def run_demo(config: DemoConfig) -> DemoResult:
         texts = _tables_markdown(result)
         for dataset, text in texts.items():
             write_text(out / f"demo_{dataset}.md", text + "\n")
-            print("\n" + text)
+            say("\n" + text)
         result.files = [str(out / f"demo_{d}.md") for d in texts] + [str(p) for p in _figures(result, out)]
     write_json(out / "demo.json", {"config": dataclasses.asdict(config), "encoder": describe(encoder),
                                    "machine": _machine(), "benchmark": manifest["counts"],
                                    "best_cells": best_cells, "tables": tables, "seconds": stage.seconds,
                                    "runs": {d: {k: str(v) for k, v in r.items()} for d, r in runs.items()}})
     total = sum(stage.seconds.values())
-    print(f"\nsaved {out}/demo.json, " + ", ".join(result.files) + f"\ndemo finished in {total / 60:.1f} minutes "
-          f"({', '.join(f'{k}: {v:.0f} s' for k, v in stage.seconds.items())})", flush=True)
+    say(f"\nsaved {out}/demo.json, " + ", ".join(result.files) + f"\ndemo finished in {total / 60:.1f} minutes "
+        f"({', '.join(f'{k}: {v:.0f} s' for k, v in stage.seconds.items())})", flush=True)
     return result
 
 

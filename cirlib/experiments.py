@@ -92,17 +92,21 @@ def evaluate(dataset: str, features: ValFeatures, method: Method) -> dict[str, f
     return evaluate_fashioniq(features, method) if dataset == "fashioniq" else evaluate_cirr(features, method)
 
 
-def run_fusion_job(config: FusionTrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
+def run_fusion_job(config: FusionTrainConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
+                   verbose: bool = True) -> dict:
     """Encode (or load cached) features, train with per-epoch validation, write ``<out>/results.json``.
 
     The run folder is held for the whole job, with :func:`~cirlib.train.stage2.train_fusion`'s rules
     (``cirlib.train.run_folder``). A finished run is reused as is: its ``results.json`` is returned, and
-    nothing is encoded or written.
+    nothing is encoded or written. ``progress`` shows the encoding and per-epoch bars, ``verbose`` the
+    training log (config, one JSON row per epoch, resume, pseudo-triplet counts); the command line keeps
+    both, a notebook turns them off.
     """
     context = init_distributed(config.device)
-    with open_run(config.out, FUSION_RUN, config.to_json(), resume, overwrite, main=context.is_main) as previous:
+    with open_run(config.out, FUSION_RUN, config.to_json(), resume, overwrite, main=context.is_main,
+                  verbose=verbose) as previous:
         stored = _stored_results(Path(config.out)) if FUSION_RUN.finished(previous) else None
-        return stored if stored is not None else _fusion_job(config, previous, context)
+        return stored if stored is not None else _fusion_job(config, previous, context, progress, verbose)
 
 
 def _stored_results(out: Path) -> dict | None:
@@ -113,20 +117,22 @@ def _stored_results(out: Path) -> dict | None:
         return None
 
 
-def _fusion_job(config: FusionTrainConfig, previous: dict | None, context: DistContext) -> dict:
+def _fusion_job(config: FusionTrainConfig, previous: dict | None, context: DistContext, progress: bool,
+                verbose: bool) -> dict:
     """:func:`run_fusion_job`'s work in the run folder it holds, continuing the checkpoint record ``previous``."""
     encoder = config_encoder(config, context.device)
-    cache = FeatureCache(config.cache, context=context)  # under torchrun every process encodes its share
+    cache = FeatureCache(config.cache, context=context, progress=progress)  # under torchrun each encodes its share
     data, features = train_features(encoder, cache, config), val_features(encoder, cache, config)
     pseudo, counts, every_k = None, {}, 0
     if config.pseudo_triplets is not None:
         pseudo_config = PseudoTripletConfig(**config.pseudo_triplets)
         pseudo, counts = pseudo_triplets(data, pseudo_config)
         every_k = pseudo_config.every_k
-        if context.is_main:
+        if context.is_main and verbose:
             print(f"pseudo triplets: {counts}", flush=True)
     trained = fusion_loop(config, data, previous, context,
-                          lambda model: evaluate(config.dataset, features, fusion_method(model)), pseudo, every_k)
+                          lambda model: evaluate(config.dataset, features, fusion_method(model)), pseudo, every_k,
+                          progress, verbose)
     results = {"config": config.to_json(), "encoder": describe(encoder), "train triplets": len(data),
                "pseudo triplets": counts, "parameters": parameter_count(trained["model"]),
                "best": trained["best"], "last": trained["last"],

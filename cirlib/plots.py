@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
+from matplotlib.figure import Figure
 from PIL import Image
 
 
@@ -20,51 +21,68 @@ def _outline(ax: plt.Axes, colour: str) -> None:
         spine.set(edgecolor=colour, linewidth=3)
 
 
+def _thumbnail(ax: plt.Axes, path: Path, title: str) -> None:
+    ax.imshow(Image.open(path))
+    ax.set_title(title, fontsize=7)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _shorten(text: str, longest: int) -> str:
+    return text if len(text) <= longest else text[:longest - 3] + "..."
+
+
 def retrieval_grid(queries: Sequence[tuple[Path, str]], results: Sequence[Sequence[Path]],
                    correct: Sequence[Sequence[bool]], thumb: float = 1.3,
-                   targets: Sequence[tuple[Path, str]] | None = None) -> plt.Figure:
-    """One row per query: the reference image, then the ranked results, under the query's text;
-    correct results are outlined in green. With ``targets`` ((image, title) per query), a last
-    column shows each target, outlined in orange where the ranked results miss it."""
+                   targets: Sequence[tuple[Path, str]] | None = None, query_title: str = "reference",
+                   pyplot: bool = True) -> plt.Figure:
+    """One row per query: the query image (titled ``query_title``), then the ranked results (#1: the top
+    result), under the query's text; correct results are outlined in green. With
+    ``targets`` ((image, title) per query), a last column shows each target, outlined in orange where the
+    ranked results miss it. Each row is a subfigure under constrained layout, so the text above a row takes
+    its own line and no layout warning is raised; a ``suptitle`` added later gets its own space too.
+    ``pyplot=False`` builds a figure pyplot does not track, for widget callbacks: IPython's post-execute hooks,
+    which ipykernel runs after every widget message and possibly on another thread, draw and close pyplot's."""
     columns = 1 + max(len(r) for r in results) + (targets is not None)
-    figure, axes = plt.subplots(len(queries), columns, figsize=(thumb * columns, thumb * 1.45 * len(queries)),
-                                squeeze=False)
+    with Image.open(queries[0][0]) as first:
+        width, height = first.size
+    size = (thumb * columns, len(queries) * (thumb * height / width + 0.45))
+    figure = plt.figure(figsize=size, layout="constrained") if pyplot else Figure(figsize=size, layout="constrained")
     longest = int(14 * thumb * columns)  # characters that fit across the row at font size 7
-    for row, ((reference, text), ranked, hits) in enumerate(zip(queries, results, correct)):
-        axes[row, 0].imshow(Image.open(reference))
-        axes[row, 0].set_title("reference", fontsize=7)
-        axes[row, 0].text(0, 1.3, text if len(text) <= longest else text[:longest - 3] + "...", fontsize=7,
-                          transform=axes[row, 0].transAxes, ha="left", va="bottom")
+    rows = figure.subfigures(len(queries), 1, squeeze=False)[:, 0]
+    for index, (row, (reference, text), ranked, hits) in enumerate(zip(rows, queries, results, correct)):
+        row.suptitle(_shorten(text, longest), fontsize=7, x=0.005, ha="left")
+        axes = row.subplots(1, columns, squeeze=False)[0]
+        _thumbnail(axes[0], reference, query_title)
         for col, (path, hit) in enumerate(zip(ranked, hits), start=1):
-            axes[row, col].imshow(Image.open(path))
-            axes[row, col].set_title(f"#{col}", fontsize=7)
+            _thumbnail(axes[col], path, f"#{col}")
             if hit:
-                _outline(axes[row, col], "limegreen")
+                _outline(axes[col], "limegreen")
         if targets is not None:
-            path, title = targets[row]
-            axes[row, -1].imshow(Image.open(path))
-            axes[row, -1].set_title(title, fontsize=7)
-            _outline(axes[row, -1], "limegreen" if any(hits) else "darkorange")
-        for ax in axes[row]:
-            ax.set_xticks([])
-            ax.set_yticks([])
+            path, title = targets[index]
+            _thumbnail(axes[-1], path, title)
+            _outline(axes[-1], "limegreen" if any(hits) else "darkorange")
+        for ax in axes:
             if not ax.images:
                 ax.axis("off")
-    figure.tight_layout()
     return figure
 
 
 def group_recall_bars(table: pd.DataFrame, metric_prefix: str = "R@10 ", title: str = "",
                       ax: plt.Axes | None = None) -> plt.Axes:
     """Grouped bars from ``cirlib.analysis.failures.group_table``: one group per row (labelled with its
-    query count), one bar per method column starting with ``metric_prefix``."""
+    query count), one bar per method column starting with ``metric_prefix``. The legend sits in one row
+    between the title and the axes, so it never hides a bar."""
     columns = [c for c in table.columns if c.startswith(metric_prefix)]
     labels = [f"{group} ({n})" for group, n in zip(table.index, table["queries"])]
     long = (table[columns].set_axis(labels).rename(columns=lambda c: c[len(metric_prefix):])
             .reset_index(names="group").melt(id_vars="group", var_name="method", value_name=metric_prefix.strip()))
     ax = ax or plt.subplots(figsize=(max(5.0, 0.9 * len(labels) + 2), 3.4))[1]
     sns.barplot(long, x="group", y=metric_prefix.strip(), hue="method", ax=ax)
-    ax.set(xlabel="", title=title, ylim=(0, 100))
+    ax.set(xlabel="", ylabel=f"{metric_prefix.strip()} (%)", ylim=(0, 100))
+    ax.set_title(title, pad=22)
+    sns.move_legend(ax, "lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(columns), title=None, frameon=False,
+                    fontsize=8)
     ax.tick_params(axis="x", labelrotation=30)
     for label in ax.get_xticklabels():
         label.set_horizontalalignment("right")
@@ -100,16 +118,18 @@ def feature_map(features: torch.Tensor, labels: Sequence[str], title: str = "", 
 
 def parameter_heatmap(values: np.ndarray, row_values: Sequence[float], column_values: Sequence[float],
                       row_label: str = "α", column_label: str = "β", marker: tuple[int, int] | None = None,
-                      title: str = "", ax: plt.Axes | None = None) -> plt.Axes:
-    """A metric over a 2-parameter grid (rows × columns), annotated; a star marks the best cell
-    (first in row-major order) and a box the cell ``marker`` = (row, column), e.g. a widget's choice."""
+                      title: str = "", ax: plt.Axes | None = None, fmt: str = ".1f",
+                      fontsize: float = 7) -> plt.Axes:
+    """A metric over a 2-parameter grid (rows × columns), annotated with ``fmt`` at ``fontsize`` points; a star
+    in its top-left corner, clear of the number, marks the best cell (first in row-major order) and a box the cell
+    ``marker`` = (row, column), e.g. a widget's choice."""
     ax = ax or plt.subplots(figsize=(0.55 * len(column_values) + 2, 0.45 * len(row_values) + 1))[1]
     values = np.asarray(values)
-    sns.heatmap(values, annot=True, fmt=".1f", annot_kws={"fontsize": 7}, cmap="viridis", ax=ax,
+    sns.heatmap(values, annot=True, fmt=fmt, annot_kws={"fontsize": fontsize}, cmap="viridis", ax=ax,
                 xticklabels=[f"{v:g}" for v in column_values], yticklabels=[f"{v:g}" for v in row_values],
                 cbar_kws={"label": title})
     best = np.unravel_index(int(np.argmax(values)), values.shape)
-    ax.plot(best[1] + 0.5, best[0] + 0.2, marker="*", color="white", markersize=9, markeredgecolor="black")
+    ax.plot(best[1] + 0.16, best[0] + 0.22, marker="*", color="white", markersize=9, markeredgecolor="black")
     if marker is not None:
         ax.add_patch(plt.Rectangle((marker[1], marker[0]), 1, 1, fill=False, edgecolor="red", linewidth=2.5))
     ax.set(xlabel=column_label, ylabel=row_label, title=title)

@@ -2,24 +2,41 @@
 
 The logic is plain functions: :func:`compute_view` takes a :class:`Selection` (dataset, α, β,
 metric, query) and returns a :class:`View` (the snapped grid cell, every metric there, the best
-cell, the top-5 of the chosen query), so it is tested without a browser. :class:`SweepExplorer`
-is the thin layer that wires sliders and dropdowns to it and draws the heatmap and the results.
+cell, the top-5 of the chosen query), and :func:`heatmap_figure` and :func:`strip_figure` draw it,
+so all of it is tested without a browser. :class:`SweepExplorer` is the thin layer that wires
+sliders and dropdowns to them and shows the figures as PNG images.
+
+The explorer never draws with pyplot. The comm layer under ipykernel triggers IPython's post-execute
+hooks after every widget message, on a subshell thread when JupyterLab sends it there, and matplotlib's
+inline backend then draws, displays and closes every pyplot figure, including one that another
+thread's callback is still building: the top-5 strip drawn on a dataset switch came out blank.
+Its figures are plain :class:`~matplotlib.figure.Figure` objects pyplot never tracks, and a lock
+lets one redraw run at a time.
 """
 
 from __future__ import annotations
 
+import io
+import threading
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from html import escape
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
 from IPython.display import display
+from matplotlib.figure import Figure
 
 from .encoders.captions import CaptionedSplit
 from .fusion.weighted import weighted_similarity
 from .metrics import rank_gallery
 from .plots import parameter_heatmap, retrieval_grid
 from .sweep import SELECT_BY, SweepResult, best_cell
+
+DPI = 100
+WIDTH = 6.5
+"""Inches (650 px at ``DPI``) of the explorer's figures: a notebook output in JupyterLab is 668 px wide in a
+1,100 px window with the file browser open, so the browser shows them at their own size, never scaled down."""
+HELP = "Try α = 0 (the reference image only), then α = 1 (the text only): which of the top 5 change, and why?"
 
 
 @dataclass
@@ -105,24 +122,74 @@ def default_metric(result: SweepResult) -> str:
     return preferred if preferred in result.metrics else next(iter(result.metrics))
 
 
+def query_label(top: TopResults) -> str:
+    """HTML beside the query slider: the query's reference image and modification text."""
+    return f"<b>{escape(str(top.reference))}</b> + “{escape(top.text)}”"
+
+
+def ranked_label(top: TopResults) -> str:
+    """HTML under the top-5 strip: the results' names, best first, correct ones ticked."""
+    return "top results: " + " · ".join(f"{escape(str(name))}{' ✓' if ok else ''}"
+                                        for name, ok in zip(top.names, top.correct))
+
+
+def heatmap_figure(result: SweepResult, view: View, metric: str, title: str) -> Figure:
+    """``metric`` over the α×β grid with the view's cell boxed, ``WIDTH`` inches wide; whole numbers at
+    10 pt, so 11×11 cells stay legible (the readout gives the chosen cell to one decimal)."""
+    figure = Figure(figsize=(WIDTH, 0.75 * WIDTH), dpi=DPI, layout="constrained")
+    parameter_heatmap(result.metrics[metric], result.alphas, result.betas, marker=view.cell, title=title,
+                      ax=figure.subplots(), fmt=".0f", fontsize=10)
+    return figure
+
+
+def strip_figure(split: CaptionedSplit, top: TopResults) -> Figure | None:
+    """The query's reference image and its top results (correct ones outlined), ``WIDTH`` inches wide;
+    None when the split has no images."""
+    path = split.image_path
+    if path is None:
+        return None
+    return retrieval_grid([(path(top.reference), top.text)], [[path(name) for name in top.names]], [top.correct],
+                          thumb=WIDTH / (len(top.names) + 1), pyplot=False)
+
+
+def to_png(figure: Figure) -> bytes:
+    """``figure`` as PNG bytes at ``DPI``."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def picture() -> widgets.Image:
+    """An empty PNG image widget shown at its own size (a box would stretch it to its width, blurring it)."""
+    return widgets.Image(format="png", layout=widgets.Layout(align_self="flex-start"))
+
+
 class SweepExplorer:
-    """α and β sliders, dataset and metric ("K") selectors and a query slider, updating live the
-    readouts, the heatmap marker and the top-5 grid. ``view`` holds the last :class:`View`."""
+    """α and β sliders, dataset and metric selectors and a query slider (with the query's reference image
+    and text beside it), updating live the readouts, the heatmap's box and the top-5 strip.
+    ``view`` holds the last :class:`View`."""
 
     def __init__(self, panels: Mapping[str, Panel], k: int = 5) -> None:
         if not panels:
             raise ValueError("give at least one panel: {dataset name: Panel(sweep result, split)}")
-        self.panels, self.k, self._syncing = dict(panels), k, False
-        self.dataset = widgets.Dropdown(options=list(self.panels), description="dataset")
-        self.metric = widgets.Dropdown(description="K")
-        self.alpha = widgets.SelectionSlider(options=[0.0], description="α")
-        self.beta = widgets.SelectionSlider(options=[0.0], description="β")
-        self.query = widgets.IntSlider(min=0, max=0, description="query")
-        self.readout, self.heatmap, self.results = widgets.HTML(), widgets.Output(), widgets.Output()
+        self.panels, self.k, self._syncing, self._lock = dict(panels), k, False, threading.RLock()
+        style = {"description_width": "60px"}
+        self.dataset = widgets.Dropdown(options=list(self.panels), description="dataset", style=style)
+        self.metric = widgets.Dropdown(description="metric", style=style)
+        self.alpha = widgets.SelectionSlider(options=[0.0], description="α", style=style,
+                                             layout=widgets.Layout(width="100%"))
+        self.beta = widgets.SelectionSlider(options=[0.0], description="β", style=style,
+                                            layout=widgets.Layout(width="100%"))
+        self.query = widgets.IntSlider(min=0, max=0, description="query", style=style,
+                                       layout=widgets.Layout(width="45%", min_width="300px"))
+        self.query_label = widgets.HTML(layout=widgets.Layout(flex="1 1 auto"))
+        self.help, self.readout, self.ranked = widgets.HTML(HELP), widgets.HTML(), widgets.HTML()
+        self.heatmap, self.strip = picture(), picture()
         # CSS classes name the parts for browser tests (tests/test_browser.py) and custom styling.
-        self.alpha.add_class("cirlib-alpha-slider")
-        self.beta.add_class("cirlib-beta-slider")
-        self.readout.add_class("cirlib-recall-readout")
+        for part, name in ((self.alpha, "alpha-slider"), (self.beta, "beta-slider"), (self.dataset, "dataset"),
+                           (self.readout, "recall-readout"), (self.query_label, "query-label"), (self.help, "help"),
+                           (self.heatmap, "heatmap"), (self.strip, "results")):
+            part.add_class(f"cirlib-{name}")
         self.view: View | None = None
         self._configure()
         for control in (self.dataset, self.metric, self.alpha, self.beta, self.query):
@@ -131,9 +198,11 @@ class SweepExplorer:
 
     @property
     def widget(self) -> widgets.Widget:
-        controls = widgets.HBox([widgets.VBox([self.dataset, self.metric]),
-                                 widgets.VBox([self.alpha, self.beta, self.query])])
-        return widgets.VBox([controls, self.readout, widgets.HBox([self.heatmap, self.results])])
+        box = widgets.VBox([widgets.HBox([self.dataset, self.metric]), self.alpha, self.beta,
+                            widgets.HBox([self.query, self.query_label]), self.help, self.readout, self.heatmap,
+                            self.strip, self.ranked], layout=widgets.Layout(width="100%"))
+        box.add_class("cirlib-explorer")
+        return box
 
     def _ipython_display_(self) -> None:
         display(self.widget)
@@ -157,31 +226,22 @@ class SweepExplorer:
             self._syncing = False
 
     def _changed(self, change: dict) -> None:
-        if self._syncing:
-            return
-        if change["owner"] is self.dataset:
-            self._configure()
-        self.refresh()
+        with self._lock:
+            if self._syncing:
+                return
+            if change["owner"] is self.dataset:
+                self._configure()
+            self.refresh()
 
     def refresh(self) -> None:
-        """Recompute the view and redraw."""
-        self.view = compute_view(self.panels, self.selection(), self.k)
-        self.readout.value = format_readouts(self.view, self.metric.value)
-        panel = self.panels[self.dataset.value]
-        with self.heatmap:
-            self.heatmap.clear_output(wait=True)
-            figure, ax = plt.subplots(figsize=(6.5, 5))
-            parameter_heatmap(panel.result.metrics[self.metric.value], panel.result.alphas, panel.result.betas,
-                              marker=self.view.cell, title=f"{self.dataset.value}: {self.metric.value}", ax=ax)
-            display(figure)
-            plt.close(figure)
-        with self.results:
-            self.results.clear_output(wait=True)
-            top, path = self.view.top, panel.split.image_path
-            if path is None:
-                print(top.text, "->", [f"{n}{' ✓' if ok else ''}" for n, ok in zip(top.names, top.correct)])
-            else:
-                figure = retrieval_grid([(path(top.reference), top.text)], [[path(n) for n in top.names]],
-                                        [top.correct], thumb=1.6)
-                display(figure)
-                plt.close(figure)
+        """Recompute the view from the controls' current values and redraw. One redraw at a time: ipykernel
+        may handle two widget messages at once, on its main thread and on a subshell's."""
+        with self._lock:
+            self.view = view = compute_view(self.panels, self.selection(), self.k)
+            panel, metric = self.panels[self.dataset.value], self.metric.value
+            self.readout.value = format_readouts(view, metric)
+            self.query_label.value, self.ranked.value = query_label(view.top), ranked_label(view.top)
+            self.heatmap.value = to_png(heatmap_figure(panel.result, view, metric, f"{self.dataset.value}: {metric}"))
+            strip = strip_figure(panel.split, view.top)
+            self.strip.layout.display = "none" if strip is None else None
+            self.strip.value = b"" if strip is None else to_png(strip)

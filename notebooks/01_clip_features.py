@@ -2,13 +2,14 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: CIR Lab
 #     language: python
-#     name: python3
+#     name: cirlab
 # ---
 
 # %% [markdown]
@@ -27,7 +28,7 @@
 # %% tags=["parameters"]
 SMALL = True
 
-# %%
+# %% tags=["progress"]
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -46,7 +47,7 @@ ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 size = "small" if SMALL else "medium"
 benchmark = ROOT / "data" / ("synth-small" if SMALL else "synth")
 manifest = prepare_benchmark(benchmark, preset(size))
-cache = FeatureCache(ROOT / "data" / "cache")
+cache = FeatureCache(ROOT / "data" / "cache", progress=False)
 
 # %% [markdown]
 # ## The encoder
@@ -73,7 +74,8 @@ print(images.shape, "cached:", torch.equal(images, again))
 # %% [markdown]
 # ## Text → image retrieval
 # Each gallery image has captions written like a captioning model's (full, partial, noisy). We
-# search the gallery with the *full* caption of a few images and outline the image it describes.
+# search the gallery with the *full* caption of a few images and outline the image it describes
+# (#1 is the top result).
 
 # %%
 captions = read_gallery_captions(benchmark / "synth-cirr" / "gallery_captions" / "val.json")
@@ -84,7 +86,8 @@ scores = torch.nn.functional.normalize(text_features, dim=-1) @ torch.nn.functio
 top = scores.topk(5, dim=1).indices
 figure = retrieval_grid([(reader.image_path(n, "val"), t) for n, t in zip(probe, texts)],
                         [[paths[j] for j in row] for row in top.tolist()],
-                        [[names[j] == n for j in row] for n, row in zip(probe, top.tolist())])
+                        [[names[j] == n for j in row] for n, row in zip(probe, top.tolist())],
+                        query_title="described image")
 
 # %% [markdown]
 # ## Do captions and images agree? A similarity heatmap

@@ -2,13 +2,14 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: CIR Lab
 #     language: python
-#     name: python3
+#     name: cirlab
 # ---
 
 # %% [markdown]
@@ -24,8 +25,8 @@
 # * **Combiner** (CLIP4Cir): projections of t and v, a learned branch, plus a learned scalar mix
 #   `λ·t + (1-λ)·v` of the raw features;
 # * **Bilinear** (CLIP-CD): the Combiner plus a bilinear-pooling branch (outer product of projected v and t);
-# * **MoE**: self-attention over [text, image], four expert networks with top-2 routing, and a
-#   *vector* gate instead of λ.
+# * **MoE**: self-attention over [text, image], four expert networks mixed by the router's weights
+#   (top-2 routing), and a *vector* gate g instead of λ.
 #
 # We plot their loss and validation curves and compare them with the zero-shot baselines.
 # `SMALL = True` uses the small benchmark and few epochs (what CI runs, about 2 minutes on a CPU);
@@ -34,12 +35,13 @@
 # %% tags=["parameters"]
 SMALL = True
 
-# %%
+# %% tags=["progress"]
 import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from tqdm.auto import tqdm
 
 from cirlib.analysis.benchmark import prepare_benchmark
 from cirlib.data.synth.config import preset
@@ -75,10 +77,14 @@ print(notebook_config("moe", "cirr"))
 # `run_fusion_job` encodes (or loads from the cache) the training and validation features,
 # trains with validation after every epoch, keeps the best epoch's checkpoint, and writes
 # `log.json`, `log.csv` and `results.json` (each headed by the config) in the run folder.
-# A finished run is reused (`resume=True`), so rerunning the notebook is quick.
+# A finished run is reused (`resume=True`), so rerunning the notebook is quick. The notebook keeps the
+# training log quiet (`verbose=False`; the curves below read it from `log.json`) and shows one bar over
+# the eight runs.
 
-# %%
-results = {(m, d): run_fusion_job(notebook_config(m, d), resume=True) for d in DATASETS for m in METHODS}
+# %% tags=["progress"]
+jobs = [(m, d) for d in DATASETS for m in METHODS]
+results = {(m, d): run_fusion_job(notebook_config(m, d), resume=True, progress=False, verbose=False)
+           for m, d in tqdm(jobs, desc="training runs", unit="run")}
 
 # %% [markdown]
 # ## Loss and validation curves
@@ -112,7 +118,7 @@ print(describe(encoder))
 columns = {"fashioniq": ["avg R@10", "avg R@50", "avg"], "cirr": ["R@1", "R@5", "R@10", "Rsubset@1", "Avg"]}
 for dataset in DATASETS:
     config = notebook_config("sum", dataset)
-    features = val_features(encoder, FeatureCache(config.cache), config)
+    features = val_features(encoder, FeatureCache(config.cache, progress=False), config)
     rows = {name: evaluate(dataset, features, ZERO_SHOT_BASELINES[name]) for name in ("image only", "text only")}
     rows |= {method: results[method, dataset]["best"] for method in METHODS}
     table = pd.DataFrame(rows).T[columns[dataset]].astype(float).round(1)

@@ -2,13 +2,14 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: CIR Lab
 #     language: python
-#     name: python3
+#     name: cirlab
 # ---
 
 # %% [markdown]
@@ -18,8 +19,12 @@
 # its four expert networks. Do the experts specialise? The synthetic benchmark knows what every
 # query asks for (FashionIQ-style: which garment attributes change; CIRR-style: add, remove, move,
 # count, recolour, ...), so we can measure it: expert utilisation overall and per edit type, a
-# heatmap of the mean gate weight by edit type, the normalised mutual information (NMI) between
+# heatmap of the mean router weight by edit type, the normalised mutual information (NMI) between
 # the top expert and the edit type, and how recall changes when each expert is switched off.
+#
+# Vocabulary: the *router weights* are the weights with which the router mixes the experts (two
+# non-zero per query); the *gate* is only the vector gate g that mixes text and image, the MoE's
+# version of the Combiner's λ (notebook 02).
 #
 # It trains (or reuses, from notebook 02) the MoE of `configs/synth_moe_*.yaml`. `SMALL = True`
 # uses the small benchmark (CI); `False` the medium one.
@@ -27,7 +32,7 @@
 # %% tags=["parameters"]
 SMALL = True
 
-# %%
+# %% tags=["progress"]
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -37,8 +42,8 @@ import torch
 
 from cirlib.analysis.benchmark import prepare_benchmark
 from cirlib.analysis.edits import cirr_edit_types, fashioniq_edit_types
-from cirlib.analysis.gating import (expert_off_method, gate_by_edit_type, routing_weights, top_expert_edit_type_nmi,
-                                    utilisation)
+from cirlib.analysis.gating import (expert_off_method, router_weights_by_edit_type, routing_weights,
+                                    top_expert_edit_type_nmi, utilisation)
 from cirlib.data.synth.config import preset
 from cirlib.encoders import FeatureCache, load_encoder
 from cirlib.experiments import config_variant, evaluate, fusion_method, run_fusion_job, val_features
@@ -66,9 +71,9 @@ encoder = load_encoder("synthclip")
 models, features, weights, types = {}, {}, {}, {}
 for dataset in DATASETS:
     config = moe_config(dataset)
-    run_fusion_job(config, resume=True)
+    run_fusion_job(config, resume=True, progress=False, verbose=False)  # quiet: no training log
     models[dataset] = load_trained_fusion(Path(config.out) / "best.safetensors")[0]
-    features[dataset] = val_features(encoder, FeatureCache(config.cache), config)
+    features[dataset] = val_features(encoder, FeatureCache(config.cache, progress=False), config)
     splits = list(features[dataset].values()) if dataset == "fashioniq" else [features[dataset]]
     image = torch.cat([f.reference for f in splits])
     text = torch.cat([f.text for f in splits])
@@ -79,7 +84,7 @@ for dataset in DATASETS:
 
 # %% [markdown]
 # ## Expert utilisation
-# *Mean weight*: the expert's average mixing weight; *routed share*: how often it is among the
+# *Mean router weight*: the expert's average router weight; *routed share*: how often it is among the
 # two selected; *top share*: how often it carries the larger weight. A collapsed router would
 # send everything to the same two experts (the design has no load-balancing loss by default).
 
@@ -93,17 +98,17 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## Mean gate weight by edit type, and the NMI between top expert and edit type
+# ## Mean router weight by edit type, and the NMI between top expert and edit type
 # A query with several edit types counts under each with weight 1/(its number of types). NMI is
 # 0 when the top expert says nothing about the edit type and 1 when it determines it.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 for ax, dataset in zip(axes, DATASETS):
-    names, table = gate_by_edit_type(weights[dataset], types[dataset])
+    names, table = router_weights_by_edit_type(weights[dataset], types[dataset])
     nmi = top_expert_edit_type_nmi(weights[dataset], types[dataset])
     sns.heatmap(table, annot=True, fmt=".2f", cmap="viridis", ax=ax, yticklabels=names,
-                xticklabels=[f"expert {e}" for e in range(table.shape[1])], cbar_kws={"label": "mean gate weight"})
+                xticklabels=[f"expert {e}" for e in range(table.shape[1])], cbar_kws={"label": "mean router weight"})
     ax.set_title(f"{DATASETS[dataset]}: NMI(top expert, edit type) = {nmi:.3f}")
     print(f"{DATASETS[dataset]}: NMI = {nmi:.4f}")
 fig.tight_layout()

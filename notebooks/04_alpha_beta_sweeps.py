@@ -2,13 +2,14 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: CIR Lab
 #     language: python
-#     name: python3
+#     name: cirlab
 # ---
 
 # %% [markdown]
@@ -36,7 +37,7 @@
 SMALL = True
 MODEL = "synthclip"
 
-# %%
+# %% tags=["progress"]
 import time
 from pathlib import Path
 
@@ -60,7 +61,7 @@ ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 size = "small" if SMALL else "medium"
 benchmark = ROOT / "data" / ("synth-small" if SMALL else "synth")
 manifest = prepare_benchmark(benchmark, preset(size))
-cache = FeatureCache(ROOT / "data" / "cache")
+cache = FeatureCache(ROOT / "data" / "cache", progress=False)
 encoder = load_encoder(MODEL)
 print(describe(encoder))
 
@@ -147,7 +148,7 @@ for name, kind in datasets.items():
     rows[name] = {"selected by": metric, "best α": alpha, "best β": beta, "best": value,
                   "paper α, β": sweeps[name].at(PAPER_ALPHA, PAPER_BETA)[metric],
                   **{method: metrics[metric] for method, metrics in baselines[kind].items()}}
-pd.DataFrame(rows).T.round(2)
+pd.DataFrame.from_dict(rows, orient="index").round(2)  # by rows, so each column keeps its type
 
 # %% [markdown]
 # ## The authors' code variant
@@ -156,10 +157,11 @@ pd.DataFrame(rows).T.round(2)
 
 # %%
 code_sweeps = {name: sweep(splits[name], variant="code", progress=False) for name in datasets}
-pd.DataFrame({name: {"selected by": SELECT_BY[kind],
-                     **dict(zip(["best α", "best β", "best"], best_cell(code_sweeps[name], SELECT_BY[kind]))),
-                     "slides' best": best_cell(sweeps[name], SELECT_BY[kind])[2]}
-              for name, kind in datasets.items()}).T.round(2)
+code_rows = {name: {"selected by": SELECT_BY[kind],
+                    **dict(zip(["best α", "best β", "best"], best_cell(code_sweeps[name], SELECT_BY[kind]))),
+                    "slides' best": best_cell(sweeps[name], SELECT_BY[kind])[2]}
+             for name, kind in datasets.items()}
+pd.DataFrame.from_dict(code_rows, orient="index").round(2)
 
 # %% [markdown]
 # ## How many captions, and which? (the seed's ablation)
@@ -192,7 +194,7 @@ plt.show()
 # %% [markdown]
 # ## Explore interactively
 # Move α and β: the readouts, the box on the heatmap and the top-5 of the chosen query follow
-# (the reference image on the left, correct results outlined in green). "K" picks the metric.
+# (the reference image on the left, correct results outlined in green). "metric" picks the metric.
 # FashionIQ's heatmap averages its three categories; its queries come from the dress category.
 
 # %%

@@ -2,13 +2,14 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: CIR Lab
 #     language: python
-#     name: python3
+#     name: cirlab
 # ---
 
 # %% [markdown]
@@ -58,25 +59,27 @@ if SMALL:
 else:
     config = DemoConfig(benchmark=str(ROOT / "data" / "synth"), runs=str(ROOT / "runs" / "demo"),
                         results=str(ROOT / "results"), **paths)
-K = 10  # a query fails when its target is not in the top K (FashionIQ's R@10; CIRR's R@10)
+K = 10  # a query fails when its target is not in the top K, i.e. its rank (counted from 1) is above K
 
 # %% [markdown]
 # ## The main job: baselines, WeiMoCIR, trained Combiner and MoE
 #
-# `run_demo` prints its stages; the two tables below are what `make demo` saves in `results/`.
+# `run_demo` prints only its stages here (`verbose=False`: no training log); the two tables below are
+# what `make demo` saves in `results/`.
 
-# %%
-result = run_demo(config)
+# %% tags=["progress"]
+result = run_demo(config, verbose=False)
 
 # %%
 for dataset, rows in result.tables.items():
-    display(pd.DataFrame(rows).T.round(1).style.set_caption(f"{DATASETS[dataset]} (val)"))
+    display(pd.DataFrame(rows).T.style.format(precision=1).set_caption(f"{DATASETS[dataset]} (val)"))
 
 # %% [markdown]
 # ## Every query's outcome under the two best methods
 #
-# One row per val query: what it asks for, and for each method the target's rank (0-based) and its
-# top 5. The ranks follow the metrics' rules, so their recall equals the table above (tested).
+# One row per val query: what it asks for, and for each method the target's rank and its top 5.
+# Ranks count from 1 (1: the target is the top result), here and in the grids below. They follow the
+# metrics' rules, so their recall equals the table above (tested).
 
 # %%
 outcomes, best = {}, {}
@@ -105,7 +108,8 @@ for dataset in DATASETS:
 # %%
 tables = {dataset: group_table(outcomes[dataset], by="causes", k=K) for dataset in DATASETS}
 for dataset, table in tables.items():
-    display(table.round(1).style.set_caption(f"{DATASETS[dataset]}: failures (target not in the top {K}) by cause"))
+    display(table.style.format(precision=1).set_caption(
+        f"{DATASETS[dataset]}: failures (target not in the top {K}) by cause"))
 
 # %% [markdown]
 # Which cause costs each method the most recall? The lowest bar per method, computed:
@@ -127,7 +131,7 @@ for dataset, table in tables.items():
 # %%
 for dataset in DATASETS:
     frame, (trained, free) = outcomes[dataset], best[dataset]
-    crossed = pd.crosstab(frame[f"rank {trained}"] < K, frame[f"rank {free}"] < K,
+    crossed = pd.crosstab(frame[f"rank {trained}"] <= K, frame[f"rank {free}"] <= K,
                           rownames=[f"{trained} finds it"], colnames=[f"{free} finds it"])
     display(crossed.style.set_caption(DATASETS[dataset]))
 
@@ -146,7 +150,7 @@ for dataset in DATASETS:
             print(f"{DATASETS[dataset]} {method}: no failures at K={K}")
             continue
         figure = retrieval_grid(**grid_inputs(examples, method, path_of), thumb=1.5)
-        figure.suptitle(f"{DATASETS[dataset]} · {method}: one failure per cause", fontsize=10, y=1.0)
+        figure.suptitle(f"{DATASETS[dataset]} · {method}: one failure per cause", fontsize=10)
         plt.show()
 
 # %% [markdown]

@@ -2,15 +2,14 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: CIR Lab
 #     language: python
-#     name: python3
+#     name: cirlab
 # ---
 
 # %% [markdown]
@@ -40,7 +39,7 @@
 SMALL = True
 MODEL = "synthclip"
 
-# %%
+# %% tags=["progress"]
 import tempfile
 import time
 from pathlib import Path
@@ -68,7 +67,7 @@ ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 size = "small" if SMALL else "medium"
 benchmark = ROOT / "data" / ("synth-small" if SMALL else "synth")
 manifest = prepare_benchmark(benchmark, preset(size))
-cache = FeatureCache(ROOT / "data" / "cache")
+cache = FeatureCache(ROOT / "data" / "cache", progress=False)
 runs = Path(tempfile.mkdtemp(prefix="notebook06-")) if SMALL else ROOT / "runs" / "zero_shot"
 
 encoder = load_encoder(MODEL)
@@ -95,9 +94,10 @@ print("LinCIR's masking of a caption:", mask_keywords("a big red square in the t
 # ## Training the three methods
 # Each job reads its YAML config (`configs/<method>_synth.yaml`); the small setting shortens them.
 # The training pairs come from the synthetic *pretraining stream* (never a benchmark image);
-# their features are computed once and cached.
+# their features are computed once and cached. The wait is long, so each run shows a progress bar;
+# its training log stays in the run folder (`verbose=False`) and is plotted below.
 
-# %%
+# %% tags=["progress"]
 short = dict(train_pairs=512, steps=60, batch_size=64, log_every=20) if SMALL else {}
 jobs = {"pic2word": (Pic2WordConfig, train_pic2word, {}),
         "lincir": (LinCIRConfig, train_lincir, {}),
@@ -107,7 +107,7 @@ for name, (config_class, train, extra) in jobs.items():
     config = load_config(config_class, ROOT / "configs" / f"{name}_synth.yaml", model=MODEL,
                          cache=str(ROOT / "data" / "cache"), out=str(runs / name), **short, **extra)
     started = time.perf_counter()
-    trained[name] = train(config, resume=True)  # a finished run of the same config is reused as is
+    trained[name] = train(config, resume=True, verbose=False)  # a finished run of the same config is reused
     seconds[name] = time.perf_counter() - started
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 3))
@@ -128,7 +128,7 @@ plt.show()
 features = benchmark_features(encoder, cache, benchmark)
 results = evaluate_methods(features, {k: ZERO_SHOT_BASELINES[k] for k in ("image only", "text only", "sum")})
 inverters = {"Pic2Word": load_inverter(trained["pic2word"], encoder),
-             "SEARLE (OTI)": load_inverter(trained["searle"], encoder, use_oti=True),
+             "SEARLE (OTI)": load_inverter(trained["searle"], encoder, use_oti=True, progress=False),
              "SEARLE-XL": load_inverter(trained["searle"], encoder),
              "LinCIR": load_inverter(trained["lincir"], encoder)}
 inverted, query_seconds = evaluate_inversion(features, prompts, inverters)

@@ -1,12 +1,14 @@
 """The α/β notebook in a real browser: JupyterLab headless on localhost, driven by Debian's Chromium.
 
-Runs notebook 04 on the small benchmark, drags the α slider's handle, and checks that
-the recall readout changes. The screenshot lands in ``test-artifacts/``. Skipped when Chromium or
-Playwright is absent (``.ci/run`` installs Chromium, so CI runs it).
+Runs notebook 04 on the small benchmark once, then drives its explorer as a student would: drags the α
+slider's handle (the recall readout changes), switches the dataset dropdown (the new top-5 strip is drawn,
+not blank) and checks the layout at 1,100 px. Screenshots land in ``test-artifacts/``. Skipped when
+Chromium or Playwright is absent (``.ci/run`` installs Chromium, so CI runs it).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -27,6 +29,7 @@ TOKEN = "cirlab-browser-test"
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytest.importorskip("jupyterlab", reason="jupyterlab is not installed")
+from tests.test_widgets import ink_share  # noqa: E402  (skips where ipywidgets is missing, as notebook 04 needs it)
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed (apt-get install chromium)")
 
 
@@ -36,9 +39,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def jupyterlab(tmp_path):
+def image_png(page, selector: str) -> bytes:
+    """The PNG an ipywidgets Image shows (its ``src`` is a blob: URL), read back from the page."""
+    data_uri = page.evaluate("""async (selector) => {
+        const blob = await (await fetch(document.querySelector(selector).src)).blob();
+        return await new Promise((done) => {
+            const reader = new FileReader();
+            reader.onload = () => done(reader.result);
+            reader.readAsDataURL(blob);
+        });
+    }""", selector)
+    return base64.b64decode(data_uri.split(",", 1)[1])
+
+
+def wait_idle(page, timeout_ms: int = 120_000) -> None:
+    page.wait_for_function("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
+                           " === 'idle'", timeout=timeout_ms)
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory):
     """A JupyterLab server on localhost with autosave off, so the committed notebook stays stripped."""
+    tmp_path = tmp_path_factory.mktemp("jupyterlab")
     settings = tmp_path / "settings" / "@jupyterlab" / "docmanager-extension"
     settings.mkdir(parents=True)
     (settings / "plugin.jupyterlab-settings").write_text(json.dumps({"autosave": False}))
@@ -67,13 +89,15 @@ def jupyterlab(tmp_path):
         server.wait(timeout=30)
 
 
-def test_alpha_slider_updates_the_recall_readout(jupyterlab):
+@pytest.fixture(scope="module")
+def notebook_page(jupyterlab):
+    """Notebook 04 run to the end in headless Chromium, 1,100 px wide: the page showing its explorer."""
     ARTIFACTS.mkdir(exist_ok=True)
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1100, "height": 1000})
         try:
             page.goto(f"{jupyterlab}/lab/tree/{NOTEBOOK}?token={TOKEN}")
             page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget"
@@ -84,29 +108,70 @@ def test_alpha_slider_updates_the_recall_readout(jupyterlab):
                                    " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
                                    ".connectionStatus === 'connected'", timeout=120_000)
             page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            readout = page.locator(".cirlib-recall-readout").first
-            readout.wait_for(state="visible", timeout=600_000)
-            page.wait_for_function("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
-                                   " === 'idle'", timeout=600_000)
-            before = readout.inner_text()
-            handle = page.locator(".cirlib-alpha-slider .noUi-handle").first
-            handle.scroll_into_view_if_needed()
-            box = handle.bounding_box()
-            track = page.locator(".cirlib-alpha-slider .noUi-target").first.bounding_box()
-            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-            # Drag the handle to the far end of the track, whichever side it starts on.
-            target = track["x"] + 2 if x > track["x"] + track["width"] / 2 else track["x"] + track["width"] - 2
-            page.mouse.move(x, y)
-            page.mouse.down()
-            page.mouse.move(target, y, steps=10)
-            page.mouse.up()
-            page.wait_for_function("([el, text]) => el.innerText !== text", arg=[readout.element_handle(), before],
-                                   timeout=60_000)
-            page.wait_for_function("window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
-                                   " === 'idle'", timeout=120_000)
-            after = readout.inner_text()
+            page.locator(".cirlib-recall-readout").first.wait_for(state="visible", timeout=600_000)
+            wait_idle(page, 600_000)
+            yield page
         finally:
-            page.screenshot(path=str(ARTIFACTS / "browser_04_alpha_beta_sweeps.png"), full_page=False)
             browser.close()
-    assert after != before
+
+
+@pytest.fixture
+def page(notebook_page, request):
+    """The explorer's page, scrolled to the explorer; a screenshot named after the test is taken afterwards."""
+    notebook_page.locator(".cirlib-recall-readout").first.scroll_into_view_if_needed()
+    yield notebook_page
+    notebook_page.screenshot(path=str(ARTIFACTS / f"browser_04_{request.node.name}.png"), full_page=False)
+
+
+def test_alpha_slider_updates_the_recall_readout(page):
+    readout = page.locator(".cirlib-recall-readout").first
+    before = readout.inner_text()
+    handle = page.locator(".cirlib-alpha-slider .noUi-handle").first
+    handle.scroll_into_view_if_needed()
+    box = handle.bounding_box()
+    track = page.locator(".cirlib-alpha-slider .noUi-target").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    # Drag the handle to the far end of the track, whichever side it starts on.
+    target = track["x"] + 2 if x > track["x"] + track["width"] / 2 else track["x"] + track["width"] - 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(target, y, steps=10)
+    page.mouse.up()
+    # The drag sends several values; JupyterLab may send them to a kernel subshell, so the kernel's idle
+    # status does not mean they are all handled: wait until the readout shows the handle's final value.
+    page.wait_for_function("([text]) => { const shown = document.querySelector('.cirlib-alpha-slider"
+                           " .widget-readout').innerText; const readout = document.querySelector("
+                           "'.cirlib-recall-readout').innerText; return readout !== text"
+                           " && readout.startsWith(`α=${shown},`); }", arg=[before], timeout=60_000)
+    after = readout.inner_text()
     assert "R@" in after
+    assert page.locator(".cirlib-alpha-slider .widget-readout").first.inner_text() in ("0", "1")  # an end
+
+
+def test_switching_the_dataset_draws_the_new_queries_top_5(page):
+    sources = "['img.cirlib-results', 'img.cirlib-heatmap'].map((s) => document.querySelector(s).src)"
+    before, fashioniq = page.evaluate(sources), image_png(page, "img.cirlib-results")
+    page.locator(".cirlib-dataset select").first.select_option("synth-cirr")  # as a click would, in the page
+    page.wait_for_function(f"([old]) => {sources}.every((src, i) => src !== old[i])", arg=[before], timeout=60_000)
+    wait_idle(page)
+    cirr = image_png(page, "img.cirlib-results")
+    print(f"ink share of the top-5 strip: synth-fashioniq {ink_share(fashioniq):.3f}, synth-cirr {ink_share(cirr):.3f}")
+    assert "Rsubset@1" in page.locator(".cirlib-recall-readout").first.inner_text()
+    assert "dev-" in page.locator(".cirlib-query-label").first.inner_text()  # a synth-cirr reference image
+    assert ink_share(fashioniq) > 0.1 and ink_share(cirr) > 0.5 * ink_share(fashioniq)
+
+
+def test_the_explorer_fits_1100_px(page):
+    explorer = page.locator(".cirlib-explorer").first.bounding_box()
+    tracks = [page.locator(f".cirlib-{name}-slider .noUi-target").first.bounding_box()["width"]
+              for name in ("alpha", "beta")]
+    shown, natural = page.evaluate("[document.querySelector('img.cirlib-heatmap').clientWidth,"
+                                   " document.querySelector('img.cirlib-heatmap').naturalWidth]")
+    print(f"explorer {explorer['width']:.0f} px wide, slider tracks {tracks[0]:.0f} px, heatmap {shown}/{natural} px")
+    assert min(tracks) > 0.6 * explorer["width"]
+    assert shown == natural <= explorer["width"]  # shown at its own size: the unit tests' font sizes hold
+    assert page.locator(".cirlib-explorer .widget-label").get_by_text("metric", exact=True).count() == 1
+    help_line = page.locator(".cirlib-help").first
+    assert "α = 0" in help_line.inner_text() and help_line.bounding_box()["height"] < 40  # one line (28 px)
+    output = page.locator(".jp-OutputArea", has=page.locator(".cirlib-explorer")).last
+    assert output.locator("[data-mime-type='application/vnd.jupyter.stderr']").count() == 0  # no warnings

@@ -47,7 +47,7 @@ def test_synthetic_vagueness_matches_the_soft_targets_of_the_caption_file(small_
 
 
 def _recall_from_ranks(ranks: np.ndarray, k: int) -> float:
-    return 100.0 * float(np.mean(ranks < k))
+    return 100.0 * float(np.mean(ranks <= k))
 
 
 @pytest.mark.parametrize("kind", ["fashioniq", "cirr"])
@@ -67,9 +67,9 @@ def test_ranks_give_the_benchmark_metrics_and_tops_skip_the_cirr_reference(kind)
         for k in (1, 5, 10):
             assert _recall_from_ranks(ranks, k) == pytest.approx(metrics[f"R@{k}"])
         assert all(ref not in top for ref, top in zip(frame["reference"], frame["top sum"]))
-    # the top list agrees with the rank: the target is at position rank where rank < k
+    # the top list agrees with the (1-based) rank: the target is at position rank where rank <= k
     for rank, target, top in zip(ranks, frame["target"], frame["top sum"]):
-        assert (top.index(target) == rank) if rank < 5 else target not in top
+        assert (top.index(target) + 1 == rank) if rank <= 5 else target not in top
 
 
 def test_weimocir_scores_are_weighted_similarity_and_categories_concatenate():
@@ -91,7 +91,7 @@ def _toy_frame() -> pd.DataFrame:
                          "edit types": [["colour"], ["move", "colour"], ["move", "move"], ["count"]],
                          "causes": [["global attribute"], ["spatial relation", "global attribute"],
                                     ["spatial relation"], ["count"]],
-                         "rank A": [0, 12, 40, 3], "rank B": [20, 1, 2, 30],
+                         "rank A": [1, 13, 41, 4], "rank B": [21, 2, 3, 31],
                          "top A": [["t0", "x"], ["x", "y"], ["x", "y"], ["x", "y"]],
                          "top B": [["x", "y"], ["x", "t1"], ["x", "y"], ["x", "y"]]})
 
@@ -110,7 +110,7 @@ def test_group_table_counts_multi_label_queries_in_each_group():
 def test_failures_are_worst_first_and_grids_mark_the_target(tmp_path):
     frame = _toy_frame()
     missed = failures(frame, "A", k=10)
-    assert missed["rank A"].tolist() == [40, 12]
+    assert missed["rank A"].tolist() == [41, 13]
     inputs = grid_inputs(frame.iloc[:2], "A", lambda name: tmp_path / f"{name}.png")
     assert inputs["correct"] == [[True, False], [False, False]]
     assert inputs["targets"][1] == (tmp_path / "t1.png", "target: #13")

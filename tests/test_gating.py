@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cirlib.analysis.edits import cirr_edit_types, fashioniq_edit_types
-from cirlib.analysis.gating import (expert_off_method, gate_by_edit_type, normalized_mutual_information,
+from cirlib.analysis.gating import (expert_off_method, normalized_mutual_information, router_weights_by_edit_type,
                                     routing_weights, top_expert_edit_type_nmi, utilisation)
 from cirlib.data import CIRR
 from cirlib.fusion import MoECombiner
@@ -28,17 +28,17 @@ def test_nmi_is_one_for_the_same_partition_zero_for_independent_ones_and_matches
 
 def test_tables_split_a_multi_type_query_over_its_types():
     weights = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
-    names, table = gate_by_edit_type(weights, [["colour"], ["pattern"], ["colour", "pattern"]])
+    names, table = router_weights_by_edit_type(weights, [["colour"], ["pattern"], ["colour", "pattern"]])
     assert names == ["colour", "pattern"]
     # colour: query 0 (weight 1) and query 2 (weight 1/2): (1*[1,0] + 0.5*[0.5,0.5]) / 1.5
     assert table.flatten().tolist() == pytest.approx([1.25 / 1.5, 0.25 / 1.5, 0.25 / 1.5, 1.25 / 1.5])
-    assert utilisation(weights) == {"mean weight": pytest.approx([0.5, 0.5]),
+    assert utilisation(weights) == {"mean router weight": pytest.approx([0.5, 0.5]),
                                     "routed share": pytest.approx([2 / 3, 2 / 3]),
                                     "top share": pytest.approx([2 / 3, 1 / 3])}
     one_expert_per_type = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3]])
     assert top_expert_edit_type_nmi(one_expert_per_type, [["add"], ["move"], ["add"]]) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="one per query"):
-        gate_by_edit_type(weights, [["colour"]])
+        router_weights_by_edit_type(weights, [["colour"]])
 
 
 def test_edit_types_follow_the_caption_files_order(small_benchmark):

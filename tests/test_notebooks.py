@@ -1,27 +1,141 @@
-"""Notebooks: paired with their py:percent scripts, stored without outputs, and executed (small).
+"""Notebooks: paired with their py:percent scripts, stored without outputs, and executed (small) quietly.
 
 Skipped where the notebook stack is missing (jupytext and nbformat for the pairing; nbclient, ipykernel
 and ipywidgets to execute), as on a lent GPU machine that brings only the library's own dependencies.
+
+Quiet means no executed output holds a warning (a stderr stream, "Warning" text), a training-log line
+(a JSON row {"epoch": ...} / {"step": ...}, "<name> config: ...", "resumed after ...", "... trained in ...")
+or a progress bar, except that a cell tagged ``progress`` (``# %% tags=["progress"]`` in the script) may show
+bars: the notebooks tag only the cells whose wait is long (rendering the benchmark, training).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import torch
 
-jupytext = pytest.importorskip("jupytext")
-nbformat = pytest.importorskip("nbformat")
+from cirlib.inversion import Pic2WordConfig, train_pic2word
+from cirlib.train.stage2 import FusionTrainConfig, train_fusion
+from cirlib.train.triplets import TripletFeatures
+from tests.helpers import tiny_model_dir
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+PROGRESS_TAG = "progress"
+WARNING = re.compile(r"Warning|WARNING")
+TRAINING_LOG = re.compile(r'^\s*\{"(epoch|step)"|^\s*[\w-]+ config: [{\[(]|^resumed after |\btrained in \d+ s\b',
+                          re.MULTILINE)
+PROGRESS_BAR = re.compile(r"\d+%\||\|\s*\d+/\d+ \[|\d+it \[")  # tqdm: "  40%|####  | 4/10 [00:01<..." or "12it [..."
 
 
 def cells(notebook) -> list[tuple[str, str]]:
     return [(cell.cell_type, cell.source.strip()) for cell in notebook.cells]
 
 
+def output_text(output) -> str:
+    """The text a person sees in one output: a stream's text, or a display's plain-text and HTML forms."""
+    if output.output_type == "stream":
+        return output.text
+    data = output.get("data", {})
+    return "\n".join(data[kind] for kind in ("text/plain", "text/html") if isinstance(data.get(kind), str))
+
+
+def output_noise(output, bars_allowed: bool) -> list[str]:
+    """What is noisy in one output: "warning", "training log", "progress bar", "stderr"."""
+    text = output_text(output)
+    bar = bool(PROGRESS_BAR.search(text))
+    found = [kind for kind, pattern in (("warning", WARNING), ("training log", TRAINING_LOG)) if pattern.search(text)]
+    if bar and not bars_allowed:
+        found.append("progress bar")
+    if output.get("name") == "stderr" and not (bar and bars_allowed):  # a tagged cell's bar may come on stderr
+        found.append("stderr")
+    return found
+
+
+def telling_line(text: str) -> str:
+    """The first line of ``text`` that shows noise (else its first non-empty line), for a failure message."""
+    lines = [line for line in text.splitlines() if line.strip()] or [""]
+    return next((line for line in lines if any(p.search(line) for p in (WARNING, TRAINING_LOG, PROGRESS_BAR))),
+                lines[0])
+
+
+def notebook_noise(notebook) -> list[str]:
+    """One line per noisy output of an executed notebook: the cell, what is noisy, and the line that shows it."""
+    lines = []
+    for index, cell in enumerate(notebook.cells):
+        allowed = PROGRESS_TAG in cell.get("metadata", {}).get("tags", [])
+        for output in cell.get("outputs", []):
+            found = output_noise(output, allowed)
+            if found:
+                lines.append(f"cell {index} ({', '.join(found)}): {telling_line(output_text(output))[:150]}")
+    return lines
+
+
+def _fusion_run(out: Path, verbose: bool, resume: bool = False) -> None:
+    """Two epochs of a small Combiner on random triplets (seeded), validated by a constant metric."""
+    generator = torch.Generator().manual_seed(0)
+    data = TripletFeatures(torch.randn(40, 16, generator=generator), torch.arange(20), torch.arange(20, 40),
+                           torch.randn(20, 1, 16, generator=generator))
+    config = FusionTrainConfig(fusion="combiner", fusion_options={"projection_dim": 8, "hidden_dim": 8}, epochs=2,
+                               batch_size=10, selection_metric="R@1", device="cpu", out=str(out))
+    train_fusion(config, data, lambda model: {"R@1": 0.0}, resume=resume, progress=verbose, verbose=verbose)
+
+
+def test_the_quiet_switches_the_notebooks_use_silence_the_training_log_the_command_line_keeps(tmp_path, capfd):
+    _fusion_run(tmp_path / "quiet", verbose=False)
+    _fusion_run(tmp_path / "quiet", verbose=False, resume=True)  # a finished run, reused without a word
+    assert capfd.readouterr() == ("", "")
+    _fusion_run(tmp_path / "loud", verbose=True)
+    _fusion_run(tmp_path / "loud", verbose=True, resume=True)
+    logged = [line for line in capfd.readouterr().out.splitlines() if TRAINING_LOG.search(line)]
+    assert [line[:13] for line in logged] == ["train config:", '{"epoch": 1, ', '{"epoch": 2, ', "resumed after",
+                                             "train config:"]
+    folder, _ = tiny_model_dir(tmp_path / "model")
+    common = dict(model=str(folder), cache=str(tmp_path / "cache"), train_pairs=16, batch_size=8, steps=4, log_every=2,
+                  device="cpu", workers=1)
+    train_pic2word(Pic2WordConfig(**common, out=str(tmp_path / "p2w-quiet")), verbose=False)
+    quiet = capfd.readouterr()
+    train_pic2word(Pic2WordConfig(**common, out=str(tmp_path / "p2w-loud")))
+    loud = capfd.readouterr().out
+    assert quiet.out == "" and not TRAINING_LOG.search(quiet.err)  # progress bars (stderr) stay: the wait is long
+    assert len(TRAINING_LOG.findall(loud)) == 4  # the config, steps 2 and 4, "trained in"
+
+
+def test_noise_is_found_in_every_form_and_bars_only_pass_in_tagged_cells():
+    nbformat = pytest.importorskip("nbformat")
+    new = nbformat.v4
+    bar = new.new_output("display_data", {"text/plain": "pic2word:  40%|####      | 24/60 [00:01<00:02, 20it/s]",
+                                          "application/vnd.jupyter.widget-view+json": {"model_id": "x"}})
+    notebook = new.new_notebook(cells=[
+        new.new_code_cell("a", outputs=[new.new_output("stream", name="stdout", text="R@10 84.7\n"),
+                                        new.new_output("execute_result", {"text/plain": "VBox(children=(...))"})]),
+        new.new_code_cell("b", outputs=[new.new_output("stream", name="stderr", text="plots.py:53: UserWarning: "
+                                                       "Tight layout not applied.\n")]),
+        new.new_code_cell("c", outputs=[new.new_output("stream", name="stdout", text='table\n{"epoch": 1, "R@1": 2}\n'),
+                                        new.new_output("stream", name="stdout", text="train config: {}\n"),
+                                        new.new_output("stream", name="stdout",
+                                                       text="resumed after epoch 6 of 6 from runs/x: reused\n")]),
+        new.new_code_cell("d", outputs=[bar]),
+        new.new_code_cell("e", metadata={"tags": [PROGRESS_TAG]},
+                          outputs=[bar, new.new_output("stream", name="stderr", text="OTI:  100%|#| 1/1 [00:04<00:00]"),
+                                   new.new_output("stream", name="stdout", text='{"step": 20, "loss": 3.6}\n')]),
+        new.new_markdown_cell('{"epoch": 1} in prose is no output'),
+    ])
+    assert notebook_noise(notebook) == [
+        "cell 1 (warning, stderr): plots.py:53: UserWarning: Tight layout not applied.",
+        'cell 2 (training log): {"epoch": 1, "R@1": 2}',
+        "cell 2 (training log): train config: {}",
+        "cell 2 (training log): resumed after epoch 6 of 6 from runs/x: reused",
+        "cell 3 (progress bar): pic2word:  40%|####      | 24/60 [00:01<00:02, 20it/s]",
+        'cell 4 (training log): {"step": 20, "loss": 3.6}',
+    ]
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_paired_with_its_script_and_stripped(path):
+    jupytext, nbformat = pytest.importorskip("jupytext"), pytest.importorskip("nbformat")
     script = path.with_suffix(".py")
     assert script.is_file(), f"{path.name} has no paired {script.name}"
     assert cells(nbformat.read(path, as_version=4)) == cells(jupytext.read(script)), \
@@ -32,7 +146,8 @@ def test_notebook_is_paired_with_its_script_and_stripped(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_on_the_small_benchmark(path):
+def test_notebook_runs_quietly_on_the_small_benchmark(path):
+    nbformat = pytest.importorskip("nbformat")
     notebook = nbformat.read(path, as_version=4)
     assert any("SMALL = True" in cell.source for cell in notebook.cells), "notebooks default to the small setting"
     nbclient = pytest.importorskip("nbclient")
@@ -40,3 +155,5 @@ def test_notebook_runs_on_the_small_benchmark(path):
     pytest.importorskip("ipywidgets")  # notebook 04's explorer
     nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}}).execute()
+    noise = notebook_noise(notebook)
+    assert not noise, f"{path.name} printed warnings, training logs or progress bars:\n" + "\n".join(noise)

@@ -1,7 +1,8 @@
 """Where methods fail: each query's target rank under several methods, beside what the query asks for.
 
 :func:`query_outcomes` builds one table row per query (category, reference, target, text, edit
-types, causes; per method the target's 0-based rank and the top-k names), from each method's
+types, causes; per method the target's rank, counted from 1 as in the retrieval grids (1: the top
+result), and the top-k names), from each method's
 (queries × gallery) scores. :func:`group_table` then gives recall and failure counts per edit type
 or per cause (a query with several counts in each of its groups), :func:`failures` a method's
 missed queries, :func:`failure_examples` one per group, and :func:`grid_inputs` the arguments of
@@ -24,7 +25,7 @@ from ..encoders.captions import CaptionedSplit
 from ..encoders.features import SplitFeatures
 from ..evaluation import similarity
 from ..metrics import top_k_indices
-from ..metrics.ranks import target_ranks
+from ..metrics.ranks import NOT_RANKED, target_ranks
 from ..sweep import ScoreGrid
 from .edits import CAUSES, EditTypes
 
@@ -74,13 +75,14 @@ def _ranks_and_tops(scores: torch.Tensor, features: SplitFeatures, exclude_refer
     scores[rows, exclude[rows]] = float("-inf")
     names = features.gallery_names
     tops = [[names[i] for i in row] for row in top_k_indices(scores.numpy(), k)]
-    return ranks.numpy(), tops
+    return (ranks + (ranks != NOT_RANKED)).numpy(), tops  # 1-based; cirlib.metrics counts from 0
 
 
 def query_outcomes(features: Parts, scores: Mapping[str, Scores], edit_types: EditTypes,
                    causes: Sequence[Sequence[str]], exclude_reference: bool, k: int = 5) -> pd.DataFrame:
-    """One row per query: its description, and per method ``rank <method>`` (0-based) and ``top <method>``
-    (the first ``k`` gallery names). ``exclude_reference``: True for CIRR, False for FashionIQ."""
+    """One row per query: its description, and per method ``rank <method>`` (1-based: 1 is the top result, as
+    in the grids) and ``top <method>`` (the first ``k`` gallery names). ``exclude_reference``: True for CIRR,
+    False for FashionIQ."""
     parts = _parts(features)
     rows = [{"category": c, "reference": r, "target": t, "text": x}
             for c, f in parts.items() for r, t, x in zip(f.reference_names, f.target_names, f.query_texts)]
@@ -111,7 +113,7 @@ def group_table(frame: pd.DataFrame, by: str = "causes", k: int = 10) -> pd.Data
     exploded = frame.assign(**{by: once}).explode(by).dropna(subset=[by])
     table = exploded.groupby(by).size().rename("queries").to_frame()
     for method in _methods(frame):
-        hit = exploded[f"rank {method}"] < k
+        hit = exploded[f"rank {method}"] <= k
         table[f"R@{k} {method}"] = 100.0 * hit.groupby(exploded[by]).mean()
         table[f"failures {method}"] = (~hit).groupby(exploded[by]).sum()
     if by == "causes":
@@ -120,8 +122,8 @@ def group_table(frame: pd.DataFrame, by: str = "causes", k: int = 10) -> pd.Data
 
 
 def failures(frame: pd.DataFrame, method: str, k: int = 10) -> pd.DataFrame:
-    """The queries whose target ``method`` ranks at k or below (1-based rank > k), worst first."""
-    return frame[frame[f"rank {method}"] >= k].sort_values(f"rank {method}", ascending=False)
+    """The queries whose target ``method`` ranks below the top k (rank > k), worst first."""
+    return frame[frame[f"rank {method}"] > k].sort_values(f"rank {method}", ascending=False)
 
 
 def failure_examples(frame: pd.DataFrame, method: str, by: str = "causes", k: int = 10) -> pd.DataFrame:
@@ -145,7 +147,7 @@ def grid_inputs(rows: pd.DataFrame, method: str, path_of: Callable[[object], Pat
     return {"queries": [(path_of(r.reference), text) for r, text in zip(rows.itertuples(), texts)],
             "results": [[path_of(n) for n in top] for top in rows[f"top {method}"]],
             "correct": [[n == r.target for n in top] for r, top in zip(rows.itertuples(), rows[f"top {method}"])],
-            "targets": [(path_of(r.target), f"target: #{rank + 1}")
+            "targets": [(path_of(r.target), f"target: #{rank}")
                         for r, rank in zip(rows.itertuples(), rows[f"rank {method}"])]}
 
 

@@ -1,5 +1,8 @@
 """What a Mixture-of-Experts combiner's router does: expert use overall and per edit type.
 
+Vocabulary: the *router weights* are the MoE's (N, E) expert mixing weights (top-k of a softmax); the *gate*
+is only the vector gate g of the residual mix (the Combiner's λ, one weight per dimension).
+
 Edit types come from ``cirlib.analysis.edits`` (the synthetic benchmark's ``synth_meta``). A query
 with several types counts under each with weight 1/(number of its types), in the tables and in the
 mutual information.
@@ -21,7 +24,7 @@ from .edits import EditTypes
 @exact_float32()  # the same routing on every device, as for every evaluation number
 def routing_weights(model: MoECombiner, image: torch.Tensor, text: torch.Tensor,
                     disabled_experts: Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, E) mixing weights and (N, D) vector gates of ``model`` in eval mode, float32 on the CPU."""
+    """(N, E) router weights and (N, D) vector gates g of ``model`` in eval mode, float32 on the CPU."""
     model.eval()
     device = next(model.parameters()).device
     _, routing = model(image.to(device, torch.float32), text.to(device, torch.float32), return_routing=True,
@@ -30,9 +33,9 @@ def routing_weights(model: MoECombiner, image: torch.Tensor, text: torch.Tensor,
 
 
 def utilisation(weights: torch.Tensor) -> dict[str, list[float]]:
-    """Per expert: mean mixing weight, share of queries routed to it at all, share as the top expert."""
+    """Per expert: mean router weight, share of queries routed to it at all, share as the top expert."""
     experts = weights.shape[1]
-    return {"mean weight": weights.mean(dim=0).tolist(),
+    return {"mean router weight": weights.mean(dim=0).tolist(),
             "routed share": (weights > 0).float().mean(dim=0).tolist(),
             "top share": torch.bincount(weights.argmax(dim=1), minlength=experts).div(len(weights)).tolist()}
 
@@ -48,8 +51,8 @@ def _pairs(types: EditTypes) -> tuple[list[str], np.ndarray, np.ndarray, np.ndar
     return names, np.array(query, dtype=int), np.array(type_index, dtype=int), np.array(weight)
 
 
-def gate_by_edit_type(weights: torch.Tensor, types: EditTypes) -> tuple[list[str], np.ndarray]:
-    """(type names, (types, experts) mean mixing weight of the queries of each type)."""
+def router_weights_by_edit_type(weights: torch.Tensor, types: EditTypes) -> tuple[list[str], np.ndarray]:
+    """(type names, (types, experts) mean router weight of the queries of each type)."""
     if len(types) != len(weights):
         raise ValueError(f"{len(types)} edit-type lists for {len(weights)} queries: one per query, in order")
     names, query, type_index, weight = _pairs(types)

@@ -105,10 +105,12 @@ def content_hashes(paths: Sequence[Path], memo_path: Path) -> list[str]:
 class FeatureCache:
     """Image and text features for one folder of safetensors files, extracted by this process alone or,
     with a multi-process ``context``, by all of its processes together (each must then ask for the same
-    features in the same order)."""
+    features in the same order). ``progress``: whether an extraction shows its progress bar (a call's own
+    ``progress`` option wins); False keeps a notebook's outputs quiet."""
 
-    def __init__(self, folder: Path | str, chunk_size: int = 4096, context: DistContext | None = None) -> None:
-        self.folder, self.chunk_size, self.context = Path(folder), chunk_size, context
+    def __init__(self, folder: Path | str, chunk_size: int = 4096, context: DistContext | None = None,
+                 progress: bool = True) -> None:
+        self.folder, self.chunk_size, self.context, self.progress = Path(folder), chunk_size, context, progress
 
     def image_features(self, encoder: Encoder, names: Sequence[str], paths: Sequence[Path | str], label: str,
                        **encode_options) -> torch.Tensor:
@@ -118,13 +120,19 @@ class FeatureCache:
         key = self._agreed_key(lambda: {"format": FORMAT, **encoder.feature_key, "names": list(names),
                                         "files": content_hashes(paths, self.folder / MEMO_NAME)})
         return self._cached(key, f"{label}-images", list(names), encoder.embed_dim,
-                            lambda lo, hi: encode_images(encoder, paths[lo:hi], context=self.context, **encode_options))
+                            lambda lo, hi: encode_images(encoder, paths[lo:hi], context=self.context,
+                                                          **self._options(encode_options)))
 
     def text_features(self, encoder: Encoder, texts: Sequence[str], label: str, **encode_options) -> torch.Tensor:
         """Features of ``texts``, computed once per key."""
         key = self._agreed_key(lambda: {"format": FORMAT, **encoder.feature_key, "texts": list(texts)})
         return self._cached(key, f"{label}-texts", list(texts), encoder.embed_dim,
-                            lambda lo, hi: encode_texts(encoder, texts[lo:hi], context=self.context, **encode_options))
+                            lambda lo, hi: encode_texts(encoder, texts[lo:hi], context=self.context,
+                                                         **self._options(encode_options)))
+
+    def _options(self, encode_options: dict) -> dict:
+        """An extraction's options: the caller's, with the cache's ``progress`` unless the caller sets it."""
+        return {"progress": self.progress, **encode_options}
 
     def path_for(self, key: str, label: str) -> Path:
         """The file a new entry of ``key`` gets: the label, for people, then the key's prefix, for lookups."""

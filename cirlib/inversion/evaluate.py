@@ -48,8 +48,9 @@ def phi_inverter(phi: Phi, normalize_input: bool = False, batch_size: int = 4096
     return invert
 
 
-def load_inverter(run: Path | str, encoder: Encoder, use_oti: bool = False) -> Inverter:
-    """The inverter of a trained run folder; ``use_oti`` (SEARLE runs only) gives OTI instead of phi."""
+def load_inverter(run: Path | str, encoder: Encoder, use_oti: bool = False, progress: bool = True) -> Inverter:
+    """The inverter of a trained run folder; ``use_oti`` (SEARLE runs only) gives OTI instead of phi, with a
+    progress bar over its batches when ``progress``."""
     phi, record = load_phi(run, encoder.device)
     if record["encoder"] != encoder.identity:
         raise ValueError(f"{run} was trained with encoder {record['encoder']}, not {encoder.identity}: "
@@ -61,7 +62,7 @@ def load_inverter(run: Path | str, encoder: Encoder, use_oti: bool = False) -> I
     config = SearleConfig(**record["config"])
     prompts = PromptEncoder.from_encoder(encoder, config.placeholder)
     bank = ConceptBank(prompts, config.phrases_per_concept, seed=config.seed)
-    return lambda features: oti(prompts, bank, features, config, seed=config.seed)
+    return lambda features: oti(prompts, bank, features, config, seed=config.seed, progress=progress)
 
 
 def invert_unique(invert: Inverter, features: torch.Tensor) -> torch.Tensor:

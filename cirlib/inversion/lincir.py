@@ -42,9 +42,10 @@ def modality_noise(features: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 @inversion_job()
-def train_lincir(config: LinCIRConfig, resume: bool = False) -> Path:
-    """Train LinCIR's phi on captions alone; returns the run folder (``config.out``)."""
-    setup = prepare(config, METHOD)
+def train_lincir(config: LinCIRConfig, resume: bool = False, verbose: bool = True) -> Path:
+    """Train LinCIR's phi on captions alone; returns the run folder (``config.out``). ``verbose``: print the
+    config and the log."""
+    setup = prepare(config, METHOD, verbose)
     prompts, device = setup.prompts, setup.encoder.device
     text = setup.stream.text.to(device)
     tokens = prompts.tokenize([mask_keywords(c, config.placeholder) for c in setup.stream.captions])
@@ -60,6 +61,7 @@ def train_lincir(config: LinCIRConfig, resume: bool = False) -> Path:
     started = time.perf_counter()
     fit(config, phi, step_loss, len(text), device,
         {"method": METHOD, "encoder": setup.encoder.identity, "prepare_seconds": round(setup.seconds, 2),
-         "input_normalize": config.normalize_input}, resume)
-    print(f"lincir trained in {time.perf_counter() - started:.0f} s -> {config.out}", flush=True)
+         "input_normalize": config.normalize_input}, resume, verbose)
+    if verbose:
+        print(f"lincir trained in {time.perf_counter() - started:.0f} s -> {config.out}", flush=True)
     return Path(config.out)

@@ -39,7 +39,7 @@ CHECKPOINT = "checkpoint.safetensors"
 INVERSION_FILES = ("config.json", CHECKPOINT, "log.json")  # what every inversion job writes in its run folder
 # A step's loss: (loss tensor, extra numbers for the log) for the training rows given.
 StepLoss = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
-# A method's trainer: ``train(config, resume) -> run folder``.
+# A method's trainer: ``train(config, resume, verbose) -> run folder``.
 Trainer = Callable[..., Path]
 
 
@@ -91,14 +91,17 @@ class Setup:
     seconds: float
 
 
-def prepare(config: InversionConfig, method: str) -> Setup:
-    """Print the config, save it, load and freeze the encoder, and load (or compute) the stream features."""
+def prepare(config: InversionConfig, method: str, verbose: bool = True) -> Setup:
+    """Print (``verbose``) and save the config, load and freeze the encoder, and load (or compute) the stream
+    features."""
     started = time.perf_counter()
-    print(f"{method} config: {json.dumps(asdict(config))}", flush=True)
+    if verbose:
+        print(f"{method} config: {json.dumps(asdict(config))}", flush=True)
     write_json(Path(config.out) / "config.json", {"method": method, **asdict(config)})
     encoder = load_encoder(config.model, pretrained=config.pretrained, preprocess=config.preprocess,
                            device=config.device, quick_gelu=config.quick_gelu)
-    print(describe(encoder), flush=True)
+    if verbose:
+        print(describe(encoder), flush=True)
     stream = stream_features(encoder, config.cache, config.stream_seed, config.stream_start, config.train_pairs,
                              config.workers)
     return Setup(encoder, PromptEncoder.from_encoder(encoder, config.placeholder),
@@ -106,16 +109,17 @@ def prepare(config: InversionConfig, method: str) -> Setup:
 
 
 def inversion_job(*method_files: str) -> Callable[[Trainer], Trainer]:
-    """Make ``train(config, resume)`` a job that holds its run folder throughout (``cirlib.train.run_folder``;
-    ``method_files``: what the method writes there besides INVERSION_FILES) and takes ``overwrite``. A finished
-    run is reused as is: nothing is loaded or written."""
+    """Make ``train(config, resume, verbose)`` a job that holds its run folder throughout
+    (``cirlib.train.run_folder``; ``method_files``: what the method writes there besides INVERSION_FILES) and
+    takes ``overwrite``. A finished run is reused as is: nothing is loaded or written. ``verbose`` (default True,
+    as on the command line) prints the config, the training log and a resume; False keeps a notebook quiet."""
     layout = RunLayout("inversion training", CHECKPOINT, "step", INVERSION_FILES + method_files)
 
     def decorate(train: Trainer) -> Trainer:
         @functools.wraps(train)
-        def job(config: InversionConfig, resume: bool = False, overwrite: bool = False) -> Path:
-            with open_run(config.out, layout, asdict(config), resume, overwrite) as previous:
-                return Path(config.out) if layout.finished(previous) else train(config, resume)
+        def job(config: InversionConfig, resume: bool = False, overwrite: bool = False, verbose: bool = True) -> Path:
+            with open_run(config.out, layout, asdict(config), resume, overwrite, verbose=verbose) as previous:
+                return Path(config.out) if layout.finished(previous) else train(config, resume, verbose)
         return job
     return decorate
 
@@ -142,10 +146,11 @@ def step_seed(seed: int, step: int) -> int:
 
 
 def fit(config: InversionConfig, phi: Phi, step_loss: StepLoss, rows: int, device: torch.device,
-        record: dict, resume: bool = False) -> list[dict]:
-    """Train ``phi`` for ``config.steps`` AdamW steps on batches of ``rows`` training rows; log and
-    checkpoint. ``record`` (method, encoder, timings so far) is stored in every checkpoint. ``resume``
-    continues from the run folder's checkpoint (checked by :func:`inversion_job`)."""
+        record: dict, resume: bool = False, verbose: bool = True) -> list[dict]:
+    """Train ``phi`` for ``config.steps`` AdamW steps on batches of ``rows`` training rows; log (printed every
+    ``config.log_every`` steps when ``verbose``) and checkpoint. ``record`` (method, encoder, timings so far) is
+    stored in every checkpoint. ``resume`` continues from the run folder's checkpoint (checked by
+    :func:`inversion_job`)."""
     out = Path(config.out)
     optimizer = torch.optim.AdamW(phi.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     log, start = [], 0
@@ -171,7 +176,7 @@ def fit(config: InversionConfig, phi: Phi, step_loss: StepLoss, rows: int, devic
                "seconds": round(time.perf_counter() - started, 2)}
         log.append(row)
         progress.set_postfix(loss=row["loss"])
-        if done % config.log_every == 0 or done == config.steps:
+        if verbose and (done % config.log_every == 0 or done == config.steps):
             print(json.dumps(row), flush=True)
         if done % config.checkpoint_every == 0 or done == config.steps:
             if done == config.steps:

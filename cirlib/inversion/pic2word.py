@@ -38,9 +38,9 @@ class Pic2WordConfig(InversionConfig):
 
 
 @inversion_job()
-def train_pic2word(config: Pic2WordConfig, resume: bool = False) -> Path:
-    """Train Pic2Word's phi; returns the run folder (``config.out``)."""
-    setup = prepare(config, METHOD)
+def train_pic2word(config: Pic2WordConfig, resume: bool = False, verbose: bool = True) -> Path:
+    """Train Pic2Word's phi; returns the run folder (``config.out``). ``verbose``: print the config and the log."""
+    setup = prepare(config, METHOD, verbose)
     prompts, device = setup.prompts, setup.encoder.device
     images = setup.stream.image.to(device)
     phi = make_phi(config, prompts, images.shape[1])
@@ -55,6 +55,7 @@ def train_pic2word(config: Pic2WordConfig, resume: bool = False) -> Path:
     started = time.perf_counter()
     fit(config, phi, step_loss, len(images), device,
         {"method": METHOD, "encoder": setup.encoder.identity, "prepare_seconds": round(setup.seconds, 2),
-         "logit_scale": scale, "input_normalize": False}, resume)
-    print(f"pic2word trained in {time.perf_counter() - started:.0f} s -> {config.out}", flush=True)
+         "logit_scale": scale, "input_normalize": False}, resume, verbose)
+    if verbose:
+        print(f"pic2word trained in {time.perf_counter() - started:.0f} s -> {config.out}", flush=True)
     return Path(config.out)

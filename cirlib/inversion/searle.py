@@ -140,17 +140,19 @@ def _oti_targets(config: SearleConfig, prompts: PromptEncoder, bank: ConceptBank
 
 
 @inversion_job(OTI_TOKENS)
-def train_searle(config: SearleConfig, resume: bool = False) -> Path:
+def train_searle(config: SearleConfig, resume: bool = False, verbose: bool = True) -> Path:
     """OTI on ``config.oti_pairs`` stream images, then SEARLE-XL's phi distilled from them; returns the
-    run folder. The run's config also defines the OTI settings of the "SEARLE (OTI)" method."""
-    setup = prepare(config, METHOD)
+    run folder. The run's config also defines the OTI settings of the "SEARLE (OTI)" method. ``verbose``:
+    print the config, the OTI time and the log."""
+    setup = prepare(config, METHOD, verbose)
     prompts, device = setup.prompts, setup.encoder.device
     bank = ConceptBank(prompts, config.phrases_per_concept, seed=config.seed)
     images = setup.stream.image[:config.oti_pairs].to(device)
     started = time.perf_counter()
     targets = _oti_targets(config, prompts, bank, images, resume)
     oti_seconds = time.perf_counter() - started
-    print(f"OTI of {len(images)} images: {oti_seconds:.0f} s", flush=True)
+    if verbose:
+        print(f"OTI of {len(images)} images: {oti_seconds:.0f} s", flush=True)
     phi = make_phi(config, prompts, images.shape[1])
     concepts = bank.associate(images, config.top_k_concepts)
 
@@ -162,6 +164,7 @@ def train_searle(config: SearleConfig, resume: bool = False) -> Path:
 
     fit(config, phi, step_loss, len(images), device,
         {"method": METHOD, "encoder": setup.encoder.identity, "prepare_seconds": round(setup.seconds, 2),
-         "oti_seconds": round(oti_seconds, 2), "input_normalize": False}, resume)
-    print(f"searle trained in {time.perf_counter() - started:.0f} s -> {config.out}", flush=True)
+         "oti_seconds": round(oti_seconds, 2), "input_normalize": False}, resume, verbose)
+    if verbose:
+        print(f"searle trained in {time.perf_counter() - started:.0f} s -> {config.out}", flush=True)
     return Path(config.out)

@@ -156,10 +156,10 @@ def _announce(folder: Path, layout: RunLayout, record: dict) -> None:
 
 @contextlib.contextmanager
 def open_run(out: Path | str, layout: RunLayout, config: dict, resume: bool, overwrite: bool,
-             main: bool = True) -> Iterator[dict | None]:
+             main: bool = True, verbose: bool = True) -> Iterator[dict | None]:
     """Hold the run folder ``out`` for the job in the ``with`` block (module docstring); yield the checked record
     of the checkpoint to continue from, or None to start afresh. ``main``: False on torchrun's other processes,
-    which only read the checkpoint."""
+    which only read the checkpoint. ``verbose``: say when a run is resumed (False: a notebook's quiet reuse)."""
     folder = Path(out)
     if resume and overwrite:
         raise CirlibError(f"{folder}: --resume continues the run there and --overwrite replaces it. Fix: pass one "
@@ -171,6 +171,6 @@ def open_run(out: Path | str, layout: RunLayout, config: dict, resume: bool, ove
     with folder_lock(folder, "the training run", wait=False):
         _claim(folder, layout, resume, overwrite)
         previous = resume_record(folder, layout, config) if resume else None
-        if previous is not None:
+        if previous is not None and verbose:
             _announce(folder, layout, previous)
         yield previous

@@ -148,7 +148,8 @@ def _write_logs(out: Path, config: dict, log: list[dict]) -> None:
 
 def train_fusion(config: FusionTrainConfig, data: TripletFeatures, validate: Validate | None = None,
                  pseudo: TripletFeatures | None = None, pseudo_every: int = 0, resume: bool = False,
-                 overwrite: bool = False, context: DistContext | None = None, progress: bool = True) -> dict:
+                 overwrite: bool = False, context: DistContext | None = None, progress: bool = True,
+                 verbose: bool = True) -> dict:
     """Train ``config.fusion`` on ``data`` in the run folder ``config.out``; return {"best": row, "last": row,
     "model": module}.
 
@@ -157,20 +158,22 @@ def train_fusion(config: FusionTrainConfig, data: TripletFeatures, validate: Val
     ``<out>/best.safetensors``. With ``pseudo`` and ``pseudo_every = k``, every (k+1)-th epoch
     trains on the pseudo triplets instead (CLIP-CD's k-to-1 alternation). The run folder is held for
     the whole job (:mod:`cirlib.train.run_folder`): one that holds a run is refused unless ``resume``
-    (continue it; a finished run is reused as is) or ``overwrite`` (replace it).
+    (continue it; a finished run is reused as is) or ``overwrite`` (replace it). ``progress`` shows a bar per
+    epoch; ``verbose`` prints the config, one JSON row per epoch and a resume (False: a notebook's quiet run).
     """
     context = context or init_distributed(config.device)
-    with open_run(config.out, FUSION_RUN, config.to_json(), resume, overwrite, main=context.is_main) as previous:
-        return fusion_loop(config, data, previous, context, validate, pseudo, pseudo_every, progress)
+    with open_run(config.out, FUSION_RUN, config.to_json(), resume, overwrite, main=context.is_main,
+                  verbose=verbose) as previous:
+        return fusion_loop(config, data, previous, context, validate, pseudo, pseudo_every, progress, verbose)
 
 
 def fusion_loop(config: FusionTrainConfig, data: TripletFeatures, previous: dict | None, context: DistContext,
                 validate: Validate | None = None, pseudo: TripletFeatures | None = None, pseudo_every: int = 0,
-                progress: bool = True) -> dict:
+                progress: bool = True, verbose: bool = True) -> dict:
     """:func:`train_fusion`'s training in a run folder its caller holds (``open_run``), continuing the run whose
-    checkpoint record is ``previous`` (None: from the start)."""
+    checkpoint record is ``previous`` (None: from the start); ``progress`` and ``verbose`` as there."""
     out, device, settings = Path(config.out), context.device, config.to_json()
-    if context.is_main:
+    if context.is_main and verbose:
         print(f"train config: {json.dumps(settings)}", flush=True)
     torch.manual_seed(config.seed)
     model = build_fusion(config.fusion, data.embed_dim, **config.fusion_options).to(device)
@@ -234,7 +237,8 @@ def fusion_loop(config: FusionTrainConfig, data: TripletFeatures, previous: dict
                 row.update(metrics)
             row["seconds"] = round(time.perf_counter() - started, 2)  # since this process started (or resumed)
             log.append(row)
-            print(json.dumps(row), flush=True)
+            if verbose:
+                print(json.dumps(row), flush=True)
             if best is None or validate is None or row[selection] > best[selection]:
                 best = row
                 save_checkpoint(out / BEST, model, None, {"epoch": epoch + 1, "metrics": row, "config": settings,
