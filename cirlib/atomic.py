@@ -3,6 +3,8 @@
 A temporary file beside the target is renamed onto it when complete. ``mkstemp`` creates files
 readable by their owner only; the finished file gets the mode ``open()`` would have given it
 (0666 less the umask), so data, runs and caches in a group-shared folder stay readable to the group.
+A killed write leaves its temporary file; the owners of the files (synth builds, run folders) remove
+those with the files they delete (:func:`remove_written`), knowing them by name (:func:`temporary_target`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,48 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Callable, IO
+
+
+TEMPORARY_SUFFIX = ".tmp"  # a write in progress is ".<name>.<random>.tmp" beside its target
+
+
+def temporary_target(name: str) -> str | None:
+    """The file name whose atomic write left the temporary file ``name`` (".<target>.<random>.tmp"); else None.
+    A process killed mid-write leaves such a file behind."""
+    if name.startswith(".") and name.endswith(TEMPORARY_SUFFIX):
+        return name[1:-len(TEMPORARY_SUFFIX)].rpartition(".")[0] or None
+    return None
+
+
+def remove_temporaries(paths: Iterable[Path]) -> None:
+    """Delete the temporary files that killed atomic writes of ``paths`` left beside them."""
+    by_folder: dict[Path, set[str]] = {}
+    for path in paths:
+        by_folder.setdefault(path.parent, set()).add(path.name)
+    for folder, names in by_folder.items():
+        with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
+            for entry in entries:
+                if temporary_target(entry.name) in names:
+                    Path(entry.path).unlink(missing_ok=True)
+
+
+def remove_written(root: Path, paths: Iterable[Path]) -> int:
+    """Delete ``paths`` (files cirlib wrote, under ``root`` and spelled like it), the temporary files of their
+    interrupted writes, then the folders below ``root`` that this leaves empty; return how many files went."""
+    paths, removed, emptied = list(paths), 0, set()
+    remove_temporaries(paths)
+    for path in paths:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+            removed += 1
+        emptied.update(p for p in path.parents if p != root and p.is_relative_to(root))
+    for folder in sorted(emptied, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):  # not empty, or already gone
+            folder.rmdir()
+    return removed
 
 
 def current_umask() -> int:
@@ -43,7 +84,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import remove_written, temporary_target
 from ..errors import CirlibError, FileError
 from ..locks import LOCK_NAME, folder_lock
 from .checkpoint import read_checkpoint, read_record
@@ -73,8 +74,7 @@ def config_differences(saved: dict, current: dict) -> list[str]:
 def _is_ours(name: str, layout: RunLayout) -> bool:
     """Whether a top-level entry of a run folder is one the trainer writes (or its lock, or a temporary file)."""
     tops = {Path(file).parts[0] for file in layout.files}
-    return name == LOCK_NAME or name in tops or any(name.startswith(f".{top}.") and name.endswith(".tmp")
-                                                    for top in tops)
+    return name == LOCK_NAME or name in tops or temporary_target(name) in tops
 
 
 def _contents(folder: Path, layout: RunLayout) -> tuple[list[str], list[str]]:
@@ -110,14 +110,7 @@ def describe(folder: Path, layout: RunLayout) -> str:
 
 def remove_run(folder: Path, layout: RunLayout) -> None:
     """Delete the trainer's files (and its temporary files) by name; subfolders go only if that empties them."""
-    for name in layout.files:
-        path = folder / name
-        path.unlink(missing_ok=True)
-        for temporary in path.parent.glob(f".{path.name}.*.tmp"):
-            temporary.unlink(missing_ok=True)
-    for subfolder in {(folder / name).parent for name in layout.files} - {folder}:
-        with contextlib.suppress(OSError):
-            subfolder.rmdir()
+    remove_written(folder, [folder / name for name in layout.files])
 
 
 def _claim(folder: Path, layout: RunLayout, resume: bool, overwrite: bool) -> None:

@@ -27,7 +27,6 @@ benchmark complete: the configuration, the counts, the sanity numbers and every 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -36,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...atomic import write_json
+from ...atomic import remove_temporaries, remove_written, temporary_target, write_json
 from ...locks import LOCK_NAME, folder_lock
 from ..errors import DatasetError
 from ..jsonio import preview
@@ -110,16 +109,10 @@ def read_record(path: Path) -> dict | None:
     return record
 
 
-def _leftover_of(name: str) -> str | None:
-    """The file that an atomic write's leftover temporary file ``.<name>.<random>.tmp`` was for."""
-    if name.startswith(".") and name.endswith(".tmp"):
-        return name[1:-4].rpartition(".")[0] or None
-    return None
-
-
 def _has_content(out: Path) -> bool:
     """Whether ``out`` holds anything besides cirlib's lock file and its records' temporary files."""
-    return out.exists() and any(name != LOCK_NAME and _leftover_of(name) not in RECORDS for name in os.listdir(out))
+    return out.exists() and any(name != LOCK_NAME and temporary_target(name) not in RECORDS
+                                for name in os.listdir(out))
 
 
 def folder_records(out: Path) -> dict[str, dict]:
@@ -145,22 +138,10 @@ def _owned_path(root: Path, relative: str) -> Path | None:
     return path
 
 
-def _by_folder(out: Path, listed: Iterable[str]) -> dict[Path, set[str]]:
-    """The listed files that cirlib may touch, grouped by folder: {folder: file names}."""
-    root, folders = out.resolve(), {}
-    for relative in listed:
-        path = _owned_path(root, relative)
-        if path is not None:
-            folders.setdefault(path.parent, set()).add(path.name)
-    return folders
-
-
-def _remove_leftovers(folder: Path, names: set[str]) -> None:
-    """Delete the temporary files that killed atomic writes of ``names`` left in ``folder``."""
-    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
-        for entry in entries:
-            if _leftover_of(entry.name) in names:
-                Path(entry.path).unlink(missing_ok=True)
+def _owned_paths(out: Path, listed: Iterable[str]) -> list[Path]:
+    """The listed files that cirlib may touch (see :func:`_owned_path`), resolved."""
+    root = out.resolve()
+    return [path for relative in listed if (path := _owned_path(root, relative)) is not None]
 
 
 def remove_listed(out: Path, listed: Iterable[str]) -> int:
@@ -169,19 +150,7 @@ def remove_listed(out: Path, listed: Iterable[str]) -> int:
     Paths outside ``out``, the records and the lock file are ignored, so a file list can never make cirlib
     delete something else.
     """
-    root, removed, emptied = out.resolve(), 0, set()
-    for folder, names in _by_folder(out, listed).items():
-        _remove_leftovers(folder, names)
-        for name in names:
-            path = folder / name
-            if path.is_symlink() or path.is_file():
-                path.unlink()
-                removed += 1
-        emptied.update(p for p in [folder, *folder.parents] if p != root and p.is_relative_to(root))
-    for folder in sorted(emptied, key=lambda p: len(p.parts), reverse=True):
-        with contextlib.suppress(OSError):  # not empty, or already gone
-            folder.rmdir()
-    return removed
+    return remove_written(out.resolve(), _owned_paths(out, listed))
 
 
 def file_entry(path: Path) -> dict:
@@ -257,8 +226,7 @@ def _build(out: Path, config: SynthConfig, workers: int | None, sanity: dict | N
     plan = plan_benchmark(config, cards=sanity is not None or measure_sanity is not None)
     files = plan.files()
     _write_plan(out, config, files, sanity)
-    for folder, names in _by_folder(out, files).items():
-        _remove_leftovers(folder, names)
+    remove_temporaries(_owned_paths(out, files))
     for relative, data in plan.documents.items():
         write_json(out / relative, data)
     for name, jobs in plan.jobs.items():
