@@ -11,6 +11,8 @@ and what is allowed. This module does not import torch, so ``cirlib synth`` stay
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import re
 import typing
@@ -32,6 +34,12 @@ DEVICE = {"pattern": r"auto|cpu|mps|cuda(:\d+)?", "meaning": "auto, cpu, mps, cu
 
 _INTEGER = re.compile(r"[+-]?\d+")
 _NOT_VALID = object()
+
+
+def json_sha256(value: Any) -> str:
+    """sha256 of ``value`` as JSON with sorted keys: the same data always gives the same hex digest (the key of
+    configs, settings, cache entries and metadata)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
 def check_precision(precision: str) -> str:

@@ -12,7 +12,6 @@ images were skipped and from which listing files (``"missing"``, empty counts wh
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 from .atomic import write_json
-from .config import load_config, read_yaml
+from .config import json_sha256, load_config, read_yaml
 from .encoders import FeatureCache, cirr_features, describe, fashioniq_features, load_encoder
 from .encoders.device import exact_float32
 from .encoders.distributed import DistContext, init_distributed
@@ -208,7 +207,7 @@ def config_variant(path: Path | str, runs: Path | str, **changes):
     that reruns reuse a finished run and a changed config never resumes another config's run."""
     _, config = load_job_config(path)
     config = dataclasses.replace(config, **changes)
-    key = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode()).hexdigest()[:8]
+    key = json_sha256(dataclasses.asdict(config))[:8]
     return dataclasses.replace(config, out=str(Path(runs) / f"{Path(path).stem}-{key}"))
 
 

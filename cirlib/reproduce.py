@@ -26,8 +26,6 @@ overwrite each other, and holds the settings and the count of images skipped (``
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -37,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from .atomic import write_json
-from .config import DEVICE, setting, validate
+from .config import DEVICE, json_sha256, setting, validate
 from .data import CIRCO, CIRR, FashionIQ
 from .encoders import FeatureCache, circo_features, cirr_features, describe, fashioniq_features, load_encoder
 from .encoders.captions import CaptionedSplit, captioned_split
@@ -217,7 +215,7 @@ def resolve_settings(config: ReproduceConfig) -> ReproduceConfig:
 def settings_hash(config: ReproduceConfig) -> str:
     """A short hash of the settings that change the numbers (all but :data:`UNHASHED`)."""
     settings = {name: value for name, value in asdict(config).items() if name not in UNHASHED}
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return json_sha256(settings)[:8]
 
 
 def run_name(config: ReproduceConfig) -> str:

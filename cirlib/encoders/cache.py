@@ -43,6 +43,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import write_json
+from ..config import json_sha256
 from ..errors import FileError
 from .distributed import DistContext, broadcast_from_main, is_main, main_decides
 from .extract import IMAGE_FIX, encode_images, encode_texts
@@ -51,10 +52,6 @@ from .tensor_io import CHECKSUM, read_cache, save_tensors
 
 FORMAT = "cirlib-features-3"
 MEMO_NAME, MEMO_FORMAT = ".file-sha256.json", "cirlib-file-sha256-1"
-
-
-def _key(parts: dict) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 def file_sha256(path: Path) -> str:
@@ -156,7 +153,7 @@ class FeatureCache:
         files and weights (and reads the hash memo)."""
         digest = None
         if is_main(self.context):
-            digest = torch.frombuffer(bytearray.fromhex(_key(parts())), dtype=torch.uint8)
+            digest = torch.frombuffer(bytearray.fromhex(json_sha256(parts())), dtype=torch.uint8)
         return bytes(broadcast_from_main(digest, self.context).tolist()).hex()
 
     def _cached(self, key: str, label: str, items: list[str], dim: int,

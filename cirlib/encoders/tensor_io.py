@@ -12,7 +12,6 @@ the other (a flipped bit in a key's name) is damaged.
 from __future__ import annotations
 
 import hashlib
-import json
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..atomic import atomic_path
+from ..config import json_sha256
 from ..errors import FileError
 
 CHECKSUM = "cirlib.sha256"
@@ -42,7 +42,7 @@ def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
 def metadata_digest(metadata: Mapping[str, str]) -> str:
     """sha256 of the metadata entries other than the checksums, in key order."""
     entries = {k: v for k, v in metadata.items() if k not in CHECKSUMS}
-    return hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()
+    return json_sha256(entries)
 
 
 def save_tensors(path: Path | str, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> Path:

@@ -9,7 +9,6 @@ stream range and the generator version (a file with another key is recomputed, n
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..config import json_sha256
 from ..data.synth.build import GENERATOR_VERSION
 from ..encoders.device import compute_precision
 from ..encoders.extract import encode_texts
@@ -55,7 +55,7 @@ def stream_features(encoder: Encoder, cache: Path | str, seed: int, start: int, 
         raise ValueError(f"count must be positive, got {count}")
     parts = {"format": FORMAT, **encoder.feature_key, "seed": seed, "start": start, "count": count,
              "generator": GENERATOR_VERSION}
-    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    key = json_sha256(parts)
     path = Path(cache) / f"stream-s{seed}-{start}-{count}-{key[:16]}.safetensors"
     stored = read_cache(path, "the stream feature cache")
     if stored is not None and stored[1].get("key") == key:
