@@ -22,11 +22,11 @@ import torch
 
 from .atomic import write_json
 from .config import json_sha256, load_config, read_yaml
-from .encoders import FeatureCache, cirr_features, describe, fashioniq_features, load_encoder
+from .encoders import FeatureCache, cirr_features, describe, fashioniq_features
 from .encoders.device import exact_float32
 from .encoders.distributed import DistContext, init_distributed
 from .encoders.features import SplitFeatures, merged_missing, missing_summary
-from .encoders.loading import Encoder
+from .encoders.loading import Encoder, config_encoder
 from .errors import ConfigError
 from .evaluation import Method, evaluate_cirr, evaluate_fashioniq, metric_names
 from .fusion import ZERO_SHOT_BASELINES, parameter_count
@@ -59,12 +59,6 @@ def fusion_method(model: torch.nn.Module, chunk: int = 8192) -> Method:
 def _dataset_label(config: FusionTrainConfig) -> str:
     """The dataset folder's name, which labels its cache files and tables (the config checked ``dataset``)."""
     return Path(config.data_root).name
-
-
-def config_encoder(config: FusionTrainConfig, device: str) -> Encoder:
-    """The encoder a fusion config names (model, pretrained, preprocess, quick_gelu), on ``device``."""
-    return load_encoder(config.model, pretrained=config.pretrained, preprocess=config.preprocess, device=device,
-                        quick_gelu=config.quick_gelu)
 
 
 def val_features(encoder: Encoder, cache: FeatureCache, config: FusionTrainConfig) -> ValFeatures:
@@ -235,7 +229,7 @@ def seed_table(config_paths: Sequence[Path | str], seeds: Sequence[int], results
         label = _dataset_label(base)
         table = rows.setdefault(base.dataset, {"label": label, "config": {}, "rows": {}})
         if not table["rows"]:
-            features = val_features(config_encoder(base, base.device), FeatureCache(base.cache), base)
+            features = val_features(config_encoder(base), FeatureCache(base.cache), base)
             table["missing"] = missing_summary(merged_missing(features))
             for name in ("image only", "text only"):
                 table["rows"][name] = {"runs": [evaluate(base.dataset, features, ZERO_SHOT_BASELINES[name])],

@@ -37,10 +37,10 @@ import torch.nn.functional as F
 from .atomic import write_json
 from .config import DEVICE, json_sha256, setting, validate
 from .data import CIRCO, CIRR, FashionIQ
-from .encoders import FeatureCache, circo_features, cirr_features, describe, fashioniq_features, load_encoder
+from .encoders import FeatureCache, circo_features, cirr_features, describe, fashioniq_features
 from .encoders.captions import CaptionedSplit, captioned_split
 from .encoders.features import SplitFeatures, merged_missing, missing_summary
-from .encoders.loading import BUNDLED, Encoder
+from .encoders.loading import BUNDLED, Encoder, config_encoder
 from .encoders.transforms import PREPROCESS_KINDS
 from .errors import CirlibError, FileError
 from .evaluation import Method, evaluate_circo, evaluate_cirr, evaluate_fashioniq
@@ -332,8 +332,7 @@ def reproduce(config: ReproduceConfig) -> dict:
     """
     config = resolve_settings(config)
     record = _checkpoint_record(config)
-    encoder = load_encoder(config.model, pretrained=config.pretrained, preprocess=config.preprocess,
-                           device=config.device, quick_gelu=config.quick_gelu)
+    encoder = config_encoder(config)
     if record is not None and record["embed_dim"] != encoder.embed_dim:
         raise FileError(config.checkpoint, f"was trained on {record['embed_dim']}-d features, but {encoder.name} "
                         f"gives {encoder.embed_dim}-d", "pass the encoder it was trained with, or a checkpoint trained "

@@ -26,7 +26,7 @@ import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import open_clip
 import torch
@@ -207,6 +207,13 @@ def _from_file(model: str, model_cfg: dict, path: Path, quick_gelu: bool, warn: 
 def _image_size(clip: torch.nn.Module) -> int:
     size = clip.visual.image_size
     return size[0] if isinstance(size, (tuple, list)) else size
+
+
+def config_encoder(config: Any, device: str | torch.device | None = None) -> Encoder:
+    """The encoder a job's config names: its ``model``, ``pretrained``, ``preprocess`` and ``quick_gelu`` fields,
+    on ``device`` (default: the config's own ``device``)."""
+    return load_encoder(config.model, pretrained=config.pretrained, preprocess=config.preprocess,
+                        device=config.device if device is None else device, quick_gelu=config.quick_gelu)
 
 
 def describe(encoder: Encoder) -> str:

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from ..atomic import write_json
 from ..config import DEVICE, PRECISIONS, setting, validate
 from ..encoders.device import compute_precision
-from ..encoders.loading import Encoder, describe, load_encoder
+from ..encoders.loading import Encoder, config_encoder, describe
 from ..encoders.transforms import PREPROCESS_KINDS
 from ..errors import ConfigError, FileError
 from ..train.checkpoint import load_checkpoint, read_record, save_checkpoint
@@ -98,8 +98,7 @@ def prepare(config: InversionConfig, method: str, verbose: bool = True) -> Setup
     if verbose:
         print(f"{method} config: {json.dumps(asdict(config))}", flush=True)
     write_json(Path(config.out) / "config.json", {"method": method, **asdict(config)})
-    encoder = load_encoder(config.model, pretrained=config.pretrained, preprocess=config.preprocess,
-                           device=config.device, quick_gelu=config.quick_gelu)
+    encoder = config_encoder(config)
     if verbose:
         print(describe(encoder), flush=True)
     stream = stream_features(encoder, config.cache, config.stream_seed, config.stream_start, config.train_pairs,
