@@ -1,7 +1,7 @@
 """Feature cache: safetensors files keyed by everything that determines the features.
 
-The key hashes the file format version, the encoder's ``feature_key`` (its name, its weights hashed when the
-key is built, so weights changed in memory after loading miss the cache, its preprocessing and precision),
+The key hashes the file format version, the encoder's ``feature_key`` (its name, its weights as they are now,
+so weights changed in memory after loading miss the cache, its preprocessing and precision),
 and the inputs: for images their names and the
 sha256 of each file's bytes (a change of content always misses, a copy of the dataset elsewhere hits), for
 texts the texts themselves. Paths, sizes, times and the label are not in the key, and the key alone finds an

@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 import cirlib.encoders.cache as cache_module
+import cirlib.encoders.loading as loading_module
 from cirlib.encoders import FeatureCache, encode_images, encode_texts, load_encoder
 from cirlib.encoders.tensor_io import read_metadata, save_tensors
 from cirlib.errors import FileError
@@ -222,6 +223,25 @@ def test_e_weights_changed_in_memory_miss_the_cache_though_the_identity_stays(tm
     changed = image_features(cache, encoder, images)
     assert sum(seen) == 14 and torch.allclose(changed, 2 * first, atol=1e-5)
     assert encoder.identity == identity, "identity is the hash at load time (documented)"
+
+
+def test_e_the_weights_are_hashed_again_only_after_they_change(model_dir, monkeypatch):
+    encoder = load_encoder(str(model_dir), device="cpu")
+    hashed = []
+    real = loading_module.weights_hash
+    monkeypatch.setattr(loading_module, "weights_hash", lambda model: hashed.append(1) or real(model))
+    keys = [encoder.feature_key["weights"] for _ in range(3)]
+    assert keys == [encoder.weights_sha256] * 3 and hashed == [], "unchanged weights keep the load-time hash"
+    projection = encoder.model.visual.proj
+    with torch.no_grad():
+        projection.mul_(2.0)                       # in place: the version counter moves
+    doubled = encoder.feature_key["weights"]
+    projection.data = projection.data * 3.0        # replaced: new storage
+    tripled = encoder.feature_key["weights"]
+    encoder.model.load_state_dict({k: v.clone() for k, v in encoder.model.state_dict().items()})
+    reloaded = encoder.feature_key["weights"]
+    assert len({keys[0], doubled, tripled}) == 3 and reloaded == tripled and len(hashed) == 3
+    assert tripled == loading_module.weights_hash(encoder.model)
 
 
 # (f) damaged images
