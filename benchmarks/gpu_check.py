@@ -6,8 +6,10 @@
 Steps, each a subprocess of this Python with its own time limit and its output tee'd to
 ``OUT_DIR/<step>.log``: the retrieval benchmark (exact search on CUDA), the extraction benchmark in
 float32 and in bfloat16, ``cirlib demo`` on CUDA (its benchmark, cache and runs in ``OUT_DIR/data``,
-its tables in ``OUT_DIR/demo``), the training benchmark on the demo's benchmark, and last the test
-suite (pytest-xdist when importable; browser test deselected) in whatever is left of the budget.
+its tables in ``OUT_DIR/demo``), the training benchmark on the demo's benchmark, the retrieval
+benchmark at 1M in float16 (the plain baseline, ExactIndex's torch path and its fused Triton kernel,
+each with its ratio to plain), and last the test suite (pytest-xdist when importable; browser test
+deselected) in whatever is left of the budget.
 The children inherit the environment (PYTHONPATH included, with the repository put first so that
 cirlib imports without being installed). All steps share one deadline, so the check ends in time;
 a step that runs out of time fails. The end: a one-screen summary (pass/fail, seconds, figures from
@@ -185,9 +187,9 @@ def xdist_workers() -> int:
 # Sizes of the full check and of --quick.
 SIZES = {
     False: {"retrieval": "100k,1m", "images": "1000", "demo": "medium", "demo epochs": "4", "triplets": "3000",
-            "train epochs": "5"},
+            "train epochs": "5", "fused retrieval": "1m"},
     True: {"retrieval": "100k", "images": "300", "demo": "small", "demo epochs": "1", "triplets": "1000",
-           "train epochs": "2"},
+           "train epochs": "2", "fused retrieval": "100k"},
 }
 
 
@@ -212,6 +214,8 @@ def plan(out: Path, quick: bool, python: str = sys.executable, workers: int = 1)
                       "--runs", str(data / "runs"), "--results", str(out / "demo")], 150, demo_figures),
         Step("train", benchmark(python, "train", "--benchmark", str(data / "synth"), *cache,
                                 "--triplets", size["triplets"], "--epochs", size["train epochs"]), 60, rate_figures),
+        Step("retrieval-float16", benchmark(python, "retrieval", "--sizes", size["fused retrieval"], "--backends",
+                                            "exact;fused", "--dtype", "float16"), 60, retrieval_figures),
     ]
     suite = Step("tests", pytest_command(python, workers), BUDGET_S, pytest_figures,
                  suite_env(workers, os.cpu_count() or 1))

@@ -1,8 +1,10 @@
-"""Retrieval backends at 10k / 100k / 1M gallery items: build time, queries/s and agreement with exact float32 search.
+"""Retrieval backends at 10k / 100k / 1M (/ 10M) gallery items: build time, queries/s and agreement with exact
+float32 search.
 
     python benchmarks/retrieval.py                 # CPU: 10k, 100k, 1M (12 min here: 1 thread, busy machine)
     python benchmarks/retrieval.py --sizes 10k,100k --backends "exact;Flat;HNSW32"
     python benchmarks/retrieval.py --device cuda --sizes 1m --backends exact --queries 65536
+    python benchmarks/retrieval.py --device cuda --sizes 100k,1m,10m --backends "exact;fused" --dtype float16
     python benchmarks/retrieval.py --sizes 20000 --queries 1000 --backends exact --dtype float16   # drift
 
 Features are random L2-normalised 512-d vectors (seeded): a hard case for approximate indexes,
@@ -13,10 +15,14 @@ exact float32 search: recall@10 (its first 10 ids against float32's first 10), r
 fraction of queries whose k ids equal float32's, in order ("same top-k"). Build time includes
 training (IVF/PQ on a subsample of 39 vectors per k-means centroid, faiss's recommended minimum: per
 IVF list, or 256 x 39 for PQ's codebooks), adding, and a warm-up search (one query; one batch of
-4,096 on CUDA). ``exact`` is cirlib's ExactIndex; the plain baseline in the same run is one
-``matmul`` + ``torch.topk`` per chunk of 1,024 queries over the whole gallery (on CPU, chunks shrink
-so that one score matrix stays within 1 GiB). Both score in ``--dtype``: float32 by default on every
-device; float16 or bfloat16 measure the speed and the ranking drift of reduced precision.
+4,096 on CUDA). ``exact`` is cirlib's ExactIndex on its torch path (matmul + two-stage top-k);
+``fused`` is ExactIndex on its Triton kernel (``cirlib.index.fused``: CUDA, float16/bfloat16 only,
+otherwise the row says why it was skipped). The plain baseline in the same run is one ``matmul`` +
+``torch.topk`` per chunk of 1,024 queries over the whole gallery (chunks shrink so that one score
+matrix stays within 1 GiB on CPU, 4 GiB on CUDA: at 10M); every row prints its speed as a ratio to
+it. All score in ``--dtype``: float32 by default on every device; float16 or bfloat16 measure the
+speed and the ranking drift of reduced precision. ``10m`` (10M x 512: 20 GB of float32 features,
+made on the host) is meant for ``--device cuda``.
 ``IVF{nlist}`` takes nlist = the power of two nearest to ``--nlist-factor``·sqrt(gallery size).
 """
 
@@ -35,12 +41,14 @@ import torch.nn.functional as F
 from cirlib.encoders import resolve_device
 from cirlib.encoders.device import exact_float32
 from cirlib.index import ExactIndex, build_index
+from cirlib.index.exact import fused_problem
 
 DIM = 512
-SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
+SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000, "10m": 10_000_000}
 PLAIN_CHUNK = 1024
-CPU_SCORE_BYTES = 1 << 30
+SCORE_BYTES = {"cpu": 1 << 30, "cuda": 4 << 30}  # the most one plain score matrix may take, by device type
 CENTRES = 1024
+EXACT_PATHS = {"exact": "torch matmul + block_topk", "fused": "Triton kernel"}  # ExactIndex rows, by search path
 
 
 def unit_vectors(n: int, seed: int, device: torch.device, clustered: bool) -> torch.Tensor:
@@ -70,10 +78,9 @@ def synchronize(device: torch.device) -> None:
 
 
 def plain_chunk(gallery: torch.Tensor) -> int:
-    """Queries per baseline chunk: 1,024, fewer on CPU where one score matrix must fit in 1 GiB."""
-    if gallery.device.type == "cuda":
-        return PLAIN_CHUNK
-    return max(1, min(PLAIN_CHUNK, CPU_SCORE_BYTES // (gallery.element_size() * len(gallery))))
+    """Queries per baseline chunk: 1,024, fewer where one score matrix would pass 1 GiB (CPU) or 4 GiB (CUDA)."""
+    budget = SCORE_BYTES["cuda" if gallery.device.type == "cuda" else "cpu"]
+    return max(1, min(PLAIN_CHUNK, budget // (gallery.element_size() * len(gallery))))
 
 
 def plain_top_k(queries: torch.Tensor, gallery: torch.Tensor, k: int) -> tuple[float, np.ndarray]:
@@ -112,10 +119,11 @@ def ivf_lists(n_gallery: int, nlist_factor: float) -> int:
 
 def run_backend(spec: str, gallery: torch.Tensor, queries: torch.Tensor, k: int, device: torch.device,
                 nlist: int, dtype: str) -> dict:
-    """Build, warm up and time one backend (``exact`` in ``dtype``); returns its figures and top-k ids."""
+    """Build, warm up and time one backend (``exact`` and ``fused`` in ``dtype``); returns its figures and top-k
+    ids."""
     start = time.perf_counter()
-    if spec == "exact":
-        index = build_index("exact", DIM, device=device, dtype=dtype)
+    if spec in EXACT_PATHS:
+        index = build_index("exact", DIM, device=device, dtype=dtype, fused=spec == "fused")
     else:  # train on 39 vectors per k-means centroid: IVF lists, or 256 per PQ codebook
         index = build_index(spec, DIM, train_size=39 * max(nlist, 256))
     index.add(gallery)
@@ -125,15 +133,16 @@ def run_backend(spec: str, gallery: torch.Tensor, queries: torch.Tensor, k: int,
     _, ids = index.search(queries, k)
     search_s = time.perf_counter() - start
     return {"spec": spec, "build_s": build_s, "qps": len(queries) / search_s, "ids": ids,
-            "detail": f"dtype={str(index.dtype).removeprefix('torch.')}" if spec == "exact" else index.params}
+            "detail": (f"dtype={str(index.dtype).removeprefix('torch.')}, {EXACT_PATHS[spec]}" if spec in EXACT_PATHS
+                       else index.params)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10k,100k,1m", help=f"comma-separated: {', '.join(SIZES)} or integers")
-    parser.add_argument("--backends", default="exact;Flat;HNSW32;IVF{nlist},PQ64",
-                        help="semicolon-separated: 'exact' (cirlib ExactIndex) and faiss factory strings; "
-                             "{nlist} is filled in")
+    parser.add_argument("--backends", default="exact;fused;Flat;HNSW32;IVF{nlist},PQ64",
+                        help="semicolon-separated: 'exact' (cirlib ExactIndex, torch path), 'fused' (ExactIndex, "
+                             "Triton kernel) and faiss factory strings; {nlist} is filled in")
     parser.add_argument("--hnsw-max", type=int, default=10_000,
                         help="skip HNSW above this gallery size (its build took 214 s at 100k on one busy core)")
     parser.add_argument("--nlist-factor", type=float, default=1.0, help="IVF lists = factor * sqrt(gallery size)")
@@ -171,10 +180,13 @@ def main() -> None:
             if spec.startswith("HNSW") and n > args.hnsw_max:
                 print(f"{spec:<22}  skipped above --hnsw-max {args.hnsw_max:,}")
                 continue
+            if spec == "fused" and (problem := fused_problem(device, getattr(torch, args.dtype))):
+                print(f"{spec:<22}  skipped: {problem}")
+                continue
             result = run_backend(spec, gallery, queries, args.k, device, nlist, args.dtype)
-            ratio = f"  ({result['qps'] / plain_qps:.2f}x plain)" if spec == "exact" else ""
             print(f"{spec:<22}{result['build_s']:>9.1f}{result['qps']:>12,.0f}"
-                  f"{agreement(result['ids'], truth)}  {result['detail']}{ratio}", flush=True)
+                  f"{agreement(result['ids'], truth)}  {result['detail']}  ({result['qps'] / plain_qps:.2f}x plain)",
+                  flush=True)
         del gallery, queries
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 

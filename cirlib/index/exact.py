@@ -18,6 +18,14 @@ near ties reorder. Measured on CPU against float32 (``benchmarks/retrieval.py --
 top 50): recall@10 0.998 (float16) and 0.982 (bfloat16), recall@50 0.998 and 0.990; the whole top
 50 in float32's order for 7.8% and 0% of the queries. Ties go to the lower position in every dtype.
 
+Fused path (``fused``; by default on CUDA for float16 and bfloat16 when triton imports): a Triton kernel
+(``cirlib.index.fused``) scores tiles in registers and writes only each 32-column block's maximum and the
+candidates that can reach the top k, instead of the whole score block. Contract: the results equal a
+brute force in the same precision (float16/bfloat16 products, exact in float32, summed in float32),
+ranked by score with ties to the lower position; the scores it returns are those float32 sums, where the
+torch path rounds each score to the index's dtype. Its GPU speed has not been measured yet (no GPU was
+available when it was written); ``fused=False`` keeps the torch path, which float32 always uses.
+
 Integrity: the file carries the sha256 of its tensors that ``save_tensors`` writes, and ``load`` reads it
 with ``read_tensors``, which verifies it; ``load`` then checks the metadata against the tensors and what
 ``add`` checks of new rows (finite features, unique non-negative ids). A truncated, bit-flipped or edited
@@ -28,6 +36,7 @@ sha256 adds about 2.5 s to ``save`` and to ``load`` (load: 3.7 s instead of 0.5 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +56,10 @@ _DEFAULTS = {"cuda": (4096, 4 << 30), "cpu": (1024, 256 << 20)}
 _PROGRESS_MIN_STEPS = 64  # below this many (chunk, batch) steps a search is quick: no progress bar
 _WHAT = "the saved index"  # how tensor_io's errors name the file
 _RESAVE = "rebuild the index from its features and save it again (the file was truncated, damaged or edited)"
+_REDUCED = (torch.float16, torch.bfloat16)  # the dtypes the fused kernel scores
+
+TopK = Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
+"""(queries, gallery chunk, k) -> each query's (values, columns) best k in the chunk, best first, ties by column."""
 
 
 def _resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -57,18 +70,52 @@ def _resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return resolved
 
 
+def _torch_top_k(queries: torch.Tensor, chunk: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The torch path: the whole score block, then ``block_topk`` (scores in the index's dtype)."""
+    return block_topk(queries @ chunk.T, k)
+
+
+def fused_problem(device: torch.device, dtype: torch.dtype) -> str:
+    """Why the fused kernel cannot search ``dtype`` features on ``device`` here ("" when it can)."""
+    try:
+        from .fused import unsupported
+    except ImportError as error:
+        return f"triton does not import ({error})"
+    return unsupported(device, dtype)
+
+
+def _fused_top_k(fused: bool | None, device: torch.device, dtype: torch.dtype) -> TopK | None:
+    """The fused kernel's top-k if ``fused`` asks for it (None: on CUDA for float16/bfloat16 when it can run
+    there), else None; ``fused=True`` where it cannot run is a ValueError saying why."""
+    if fused is False or (fused is None and (device.type != "cuda" or dtype not in _REDUCED)):
+        return None
+    problem = fused_problem(device, dtype)
+    if problem and fused:
+        raise ValueError(f"fused=True cannot run here: {problem}. Fix: pass fused=None (automatic) or fused=False")
+    if problem:
+        return None
+    from .fused import fused_topk
+    return fused_topk
+
+
 class ExactIndex(Index):
-    """Brute-force inner-product search with torch; results equal a full matmul + stable sort."""
+    """Brute-force inner-product search with torch; results equal a full matmul + stable sort.
+
+    Exactness contract: the results equal a brute force in the index's dtype, ranked by score with ties to
+    the lower position. float32: float32 products and sums. float16/bfloat16: on the torch path the matmul's
+    scores rounded to that dtype; on the fused path (CUDA) the products summed in float32, unrounded."""
 
     backend = "exact"
 
     def __init__(self, dim: int, metric: str = "ip", model: str = "", device: str | torch.device = "auto",
                  dtype: str | torch.dtype = "float32", chunk_size: int | None = None,
-                 query_batch: int | None = None, stream: bool | None = None) -> None:
+                 query_batch: int | None = None, stream: bool | None = None, fused: bool | None = None) -> None:
         """``dtype``: float32 (default, on every device), float16 or bfloat16 for speed (see the module
         docstring). ``chunk_size`` gallery rows and ``query_batch`` queries per score block (defaults
         by device: a 4 GiB block on CUDA, 256 MiB on CPU); ``stream``: keep the gallery in host memory
-        on CUDA (None: only when it does not fit)."""
+        on CUDA (None: only when it does not fit). ``fused``: score with the Triton kernel (None: on CUDA
+        for float16/bfloat16 when it can run there; True: required; False: the torch path); the ``fused``
+        attribute says which path searches."""
         super().__init__(dim, metric, model)
         self.device = resolve_device(device)
         self.dtype = _resolve_dtype(dtype)
@@ -79,6 +126,9 @@ class ExactIndex(Index):
             raise ValueError(f"chunk_size and query_batch must be positive, got {chunk_size} and {query_batch}")
         self.chunk_size = -(-chunk_size // BLOCK) * BLOCK  # whole blocks, so only the last chunk is padded
         self.query_batch, self.stream = query_batch, stream
+        fused_top_k = _fused_top_k(fused, self.device, self.dtype)
+        self.fused = fused_top_k is not None
+        self._top_k: TopK = fused_top_k or _torch_top_k
         self._parts: list[tuple[torch.Tensor, np.ndarray]] = []
         self._features = torch.zeros((0, self.dim), dtype=self.dtype)
         self._ids = np.zeros(0, dtype=np.int64)
@@ -149,7 +199,7 @@ class ExactIndex(Index):
                 chunk = (gallery[start:stop] if gallery is not None else
                          self._features[start:stop].to(self.device, non_blocking=True))
                 for slot, first in enumerate(batches):
-                    values, columns = block_topk(queries[first:first + self.query_batch] @ chunk.T, k)
+                    values, columns = self._top_k(queries[first:first + self.query_batch], chunk, k)
                     positions = columns + start
                     best[slot] = (values, positions) if best[slot] is None else merge_topk(*best[slot], values,
                                                                                            positions, k)
