@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from .atomic import write_json
 from .config import DEVICE, json_sha256, setting, validate
-from .data import CIRCO, CIRR, FashionIQ
+from .data import CIRCO, CIRR, DatasetError, FashionIQ
 from .encoders import FeatureCache, circo_features, cirr_features, describe, fashioniq_features
 from .encoders.captions import CaptionedSplit, captioned_split
 from .encoders.features import SplitFeatures, merged_missing, missing_summary
@@ -104,8 +104,8 @@ class ReproduceConfig:
         validate(self)
 
 
-class MissingDatasetError(CirlibError, FileNotFoundError):
-    """The dataset is not where the user said; the message is one line with the download page."""
+class MissingDatasetError(DatasetError, FileNotFoundError):
+    """The dataset is not where the user said: a ``DatasetError`` (one line) whose fix names the download page."""
 
 
 def check_dataset(dataset: str, root: Path | str) -> Path:
@@ -113,8 +113,8 @@ def check_dataset(dataset: str, root: Path | str) -> Path:
     root = Path(root)
     if not (root / FIRST_FOLDER[dataset]).is_dir():
         url, layout = DOWNLOADS[dataset]
-        raise MissingDatasetError(f"{dataset} not found at {root} (expected {layout} there): download it from {url} "
-                                  "and see data/README.md for the layout")
+        raise MissingDatasetError(root, f"{dataset} not found there (expected {layout})",
+                                  f"download it from {url} and see data/README.md for the layout")
     return root
 
 

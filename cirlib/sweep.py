@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from .encoders import resolve_device
 from .encoders.device import exact_float32
 from .encoders.captions import CaptionedSplit
+from .errors import ConfigError
 from .evaluation import CIRCO_KS, CIRR_KS, CIRR_SUBSET_KS, FASHIONIQ_KS
 from .fusion.weighted import VARIANTS, weighted_similarity
 from .metrics import circo_map, cirr_recall, fashioniq_recall, fashioniq_summary
@@ -69,7 +70,7 @@ class SweepResult:
 def best_cell(result: SweepResult, metric: str) -> tuple[float, float, float]:
     """(α, β, value) of the cell with the highest ``metric``; ties go to the lower α, then the lower β."""
     if metric not in result.metrics:
-        raise KeyError(f"unknown metric {metric!r}; this sweep has {', '.join(result.metrics)}")
+        raise ConfigError("the sweep result", "metric", metric, f"one of its metrics: {', '.join(result.metrics)}")
     i, j = np.unravel_index(int(np.argmax(result.metrics[metric])), result.metrics[metric].shape)
     return float(result.alphas[i]), float(result.betas[j]), float(result.metrics[metric][i, j])
 

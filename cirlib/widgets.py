@@ -27,6 +27,7 @@ from IPython.display import display
 from matplotlib.figure import Figure
 
 from .encoders.captions import CaptionedSplit
+from .errors import ConfigError
 from .fusion.weighted import weighted_similarity
 from .metrics import rank_gallery
 from .plots import parameter_heatmap, retrieval_grid
@@ -87,8 +88,9 @@ def top_results(panel: Panel, alpha: float, beta: float, query: int, k: int = 5)
     f, captions = panel.split.features, panel.split.captions
     if panel.result.captions is not None:
         captions = captions.select(panel.result.captions)
-    if not 0 <= query < len(f.reference_names):
-        raise IndexError(f"query {query} is out of range: the split has {len(f.reference_names)} queries")
+    count = len(f.reference_names)
+    if not 0 <= query < count:
+        raise ConfigError("the explorer", "query", query, f"a query index from 0 to {count - 1} ({count} queries)")
     row = slice(query, query + 1)
     scores = weighted_similarity(f.reference[row], f.text[row], f.gallery, captions.gallery, alpha, beta,
                                  panel.result.variant, captions.reference[row])

@@ -104,7 +104,7 @@ def test_best_cell_and_errors():
     result = SweepResult(np.array([0.0, 0.5]), np.array([0.1, 0.9]), {"m": values}, "cirr", "slides")
     assert best_cell(result, "m") == (0.0, 0.9, 3.0)  # a tie goes to the lower alpha
     assert result.cell(0.4, 0.2) == (1, 0) and result.at(0.4, 0.2) == {"m": 3.0}
-    with pytest.raises(KeyError, match="unknown metric"):
+    with pytest.raises(ValueError, match="field 'metric' is 'R@1'; expected one of its metrics: m"):
         best_cell(result, "R@1")
     split = random_split("cirr")
     with pytest.raises(ValueError, match="alphas"):

@@ -77,7 +77,7 @@ def test_top_results_follow_alpha_beta_and_the_protocol(panels, kind):
         relevant = f.extra["gt_img_ids"][query] if kind == "circo" else [f.target_names[query]]
         assert top.correct == [n in relevant for n in expected]
     assert top_results(panel, 0.0, 0.0, query).names != top_results(panel, 1.0, 0.6, query).names
-    with pytest.raises(IndexError, match="out of range"):
+    with pytest.raises(ValueError, match="field 'query' is 99; expected a query index from 0 to"):
         top_results(panel, 0.0, 0.0, 99)
 
 

@@ -58,11 +58,13 @@ class CIRR(DatasetReader):
         return relpaths
 
     def image_path(self, name: str, split: str) -> Path:
-        """Path of an image as the split file gives it (a KeyError names the file if it is not listed)."""
+        """Path of an image as the split file gives it (a DatasetError names the file if it is not listed)."""
         self._check(split)
         relpaths = self._relpaths(split)
         if name not in relpaths:
-            raise KeyError(f"image {name!r} is not listed in {self._split_path(split)}")
+            raise DatasetError(self._split_path(split), f"image {name!r} is not listed in it",
+                               f"pass an image of the {split} split, or re-download {self._split_path(split).name} "
+                               "from the official release if it should be there")
         return self.root / relpaths[name]
 
     def _present(self, split: str, name: str) -> bool:

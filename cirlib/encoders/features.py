@@ -71,14 +71,16 @@ def _gather(encoder: Encoder, cache: FeatureCache, label: str, gallery_names: li
 
 def fashioniq_features(encoder: Encoder, cache: FeatureCache, root: Path | str, category: str, split: str = "val",
                        dataset: str = "fashioniq", on_missing: str = "error") -> SplitFeatures:
-    """One FashionIQ category; query text "C1 and c2" (CLIP4Cir's validation form). ``on_missing="skip"`` drops
-    the queries that need an absent image, so recall is over fewer queries than the paper's (module docstring)."""
+    """One FashionIQ category; query text "C1 and c2" (CLIP4Cir's validation form), each query's two captions in
+    ``extra["captions"]`` (for SEARLE's two-order protocol, ``cirlib.inversion.evaluate``). ``on_missing="skip"``
+    drops the queries that need an absent image, so recall is over fewer queries than the paper's (module docstring)."""
     reader = FashionIQ(root, on_missing)
     triplets, gallery = reader.triplets(category, split), reader.gallery(category, split)
     texts = [fashioniq_query_text(t.captions) for t in triplets]
     references = [t.candidate for t in triplets]
     g, r, t = _gather(encoder, cache, f"{dataset}-{category}-{split}", gallery, reader.image_path, references, texts)
-    return SplitFeatures(gallery, g, r, t, references, [x.target for x in triplets], texts, {"category": category},
+    extra = {"category": category, "captions": [tuple(x.captions) for x in triplets]}
+    return SplitFeatures(gallery, g, r, t, references, [x.target for x in triplets], texts, extra,
                          reader_missing(reader))
 
 

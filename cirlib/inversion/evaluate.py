@@ -7,6 +7,10 @@ every val split once and scores them through ``cirlib.evaluation.evaluate_method
 query *is* a text feature, so it is scored as the text-only method on the composed features),
 giving results in the same format as the baselines and fusion models.
 
+FashionIQ's query text (``fashioniq_orders``): "single", CLIP4Cir's "<C1> and <c2>" (the default), or
+"both", SEARLE's protocol: the query composed with both caption orders ("<C1> and <c2>", "<C2> and <c1>")
+and the normalised mean of the two normalised features. CIRR and CIRCO have one text per query.
+
 Inverters (image features -> pseudo-words) come from a trained run (:func:`load_inverter`): phi
 for Pic2Word, SEARLE-XL and LinCIR, or OTI for "SEARLE (OTI)", which optimises each distinct
 reference image at query time with the SEARLE run's OTI settings.
@@ -22,8 +26,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..data import fashioniq_query_texts_both_orders
 from ..encoders.features import SplitFeatures
 from ..encoders.loading import Encoder
+from ..errors import ConfigError
 from ..evaluation import Method, evaluate_methods
 from ..fusion import text_only
 from .inject import PromptEncoder
@@ -32,6 +38,8 @@ from .mapping import Phi
 from .searle import ConceptBank, SearleConfig, oti
 
 Inverter = Callable[[torch.Tensor], torch.Tensor]  # (N, D) image features -> (N, width) pseudo-words
+FASHIONIQ_ORDERS = ("single", "both")
+"""FashionIQ's query text at evaluation: CLIP4Cir's single form (the default) or SEARLE's both orders."""
 
 
 def phi_inverter(phi: Phi, normalize_input: bool = False, batch_size: int = 4096) -> Inverter:
@@ -71,30 +79,52 @@ def invert_unique(invert: Inverter, features: torch.Tensor) -> torch.Tensor:
     return invert(unique)[inverse]
 
 
-def inversion_method(prompts: PromptEncoder, invert: Inverter, texts: Sequence[str], template: str) -> Method:
+def inversion_method(prompts: PromptEncoder, invert: Inverter, texts: Sequence[str], template: str,
+                     flipped: Sequence[str] | None = None) -> Method:
     """A ``Method`` for one split: reference features -> pseudo-words -> ``template`` filled with
-    ``texts`` (the split's query texts, row-aligned) -> normalised query features."""
+    ``texts`` (the split's query texts, row-aligned) -> normalised query features. ``flipped``: the same
+    queries' texts in the other caption order (SEARLE's FashionIQ protocol); each query is then the normalised
+    mean of the two orders' normalised features, from one inversion per reference."""
     def method(image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
-        return prompts.compose(invert_unique(invert, image_features), texts, template)
+        words = invert_unique(invert, image_features)
+        queries = prompts.compose(words, texts, template)
+        return queries if flipped is None else F.normalize(queries + prompts.compose(words, flipped, template), dim=-1)
     return method
 
 
-def compose_split(features: SplitFeatures, prompts: PromptEncoder, invert: Inverter, template: str) -> SplitFeatures:
-    """``features`` with the text features replaced by the composed queries."""
-    method = inversion_method(prompts, invert, features.query_texts, template)
+def both_orders(features: SplitFeatures) -> tuple[list[str], list[str]]:
+    """A FashionIQ split's query texts in both caption orders, from ``extra["captions"]`` (``fashioniq_features``)."""
+    if "captions" not in features.extra:
+        raise ConfigError("the split's features", 'extra["captions"]', None,
+                          "each query's two captions (FashionIQ features from cirlib.encoders.fashioniq_features)")
+    pairs = [fashioniq_query_texts_both_orders(captions) for captions in features.extra["captions"]]
+    return [first for first, _ in pairs], [second for _, second in pairs]
+
+
+def compose_split(features: SplitFeatures, prompts: PromptEncoder, invert: Inverter, template: str,
+                  fashioniq_orders: str = "single") -> SplitFeatures:
+    """``features`` with the text features replaced by the composed queries; ``fashioniq_orders="both"``: a
+    FashionIQ split's queries by SEARLE's two-order protocol (module docstring)."""
+    if fashioniq_orders not in FASHIONIQ_ORDERS:
+        raise ConfigError("the query text", "fashioniq_orders", fashioniq_orders,
+                          "'single' (CLIP4Cir's query text) or 'both' (SEARLE's two caption orders)")
+    texts, flipped = both_orders(features) if fashioniq_orders == "both" else (features.query_texts, None)
+    method = inversion_method(prompts, invert, texts, template, flipped)
     return dataclasses.replace(features, text=method(features.reference, features.text))
 
 
 def evaluate_inversion(features, prompts: PromptEncoder, inverters: Mapping[str, Inverter],
-                       template: str = "a photo of $ that {}") -> tuple[dict[str, dict[str, dict]], dict[str, float]]:
+                       template: str = "a photo of $ that {}",
+                       fashioniq_orders: str = "single") -> tuple[dict[str, dict[str, dict]], dict[str, float]]:
     """({dataset: {method: metrics}}, {method: seconds to build the queries}) on the features from
-    ``cirlib.evaluation.benchmark_features``, for each named inverter."""
+    ``cirlib.evaluation.benchmark_features``, for each named inverter; ``fashioniq_orders``: "single"
+    (CLIP4Cir's query text) or "both" (SEARLE's protocol; module docstring)."""
     fiq, cirr, circo = features
     results: dict[str, dict[str, dict]] = {"fashioniq": {}, "cirr": {}, "circo": {}}
     seconds = {}
     for name, invert in inverters.items():
         started = time.perf_counter()
-        composed = ({c: compose_split(f, prompts, invert, template) for c, f in fiq.items()},
+        composed = ({c: compose_split(f, prompts, invert, template, fashioniq_orders) for c, f in fiq.items()},
                     compose_split(cirr, prompts, invert, template), compose_split(circo, prompts, invert, template))
         seconds[name] = time.perf_counter() - started
         for dataset, by_method in evaluate_methods(composed, {name: text_only}).items():
