@@ -8,11 +8,15 @@ the table of the best (α, β) per dataset next to the zero-shot baselines.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+import torch
+import torch.nn.functional as F
+
 from .encoders import FeatureCache
-from .encoders.captions import synth_captioned_splits
+from .encoders.captions import CaptionedSplit, synth_captioned_splits
 from .encoders.loading import Encoder
 from .evaluation import benchmark_features, evaluate_methods
 from .fusion import ZERO_SHOT_BASELINES
@@ -39,6 +43,56 @@ def caption_ablation(split: Split, metric: str, variant: str = "slides",
         rows[name] = {"best α": alpha, "best β": beta, f"best {metric}": value,
                       f"{metric} at α={PAPER_ALPHA}, β={PAPER_BETA}": result.at(PAPER_ALPHA, PAPER_BETA)[metric]}
     return rows
+
+
+def near_best(result: SweepResult, metric: str, within: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """((lowest α, highest α), (lowest β, highest β)) of the cells within ``within`` points of the best one:
+    where on the heatmap the good region lies, which says more than the single best cell on a noisy split."""
+    values = result.metrics[metric]
+    rows, columns = np.nonzero(values >= values.max() - within)
+    alphas, betas = result.alphas[rows], result.betas[columns]
+    return (float(alphas.min()), float(alphas.max())), (float(betas.min()), float(betas.max()))
+
+
+def _parts(split: Split) -> list[CaptionedSplit]:
+    return list(split.values()) if isinstance(split, Mapping) else [split]
+
+
+def _query_mean(split: Split, function: Callable[[CaptionedSplit], torch.Tensor]) -> float:
+    """The mean over all queries (FashionIQ: of every category) of ``function(split) -> (queries,)``."""
+    return float(torch.cat([function(part) for part in _parts(split)]).mean())
+
+
+def _gallery_spread(queries: torch.Tensor, split: CaptionedSplit) -> torch.Tensor:
+    """(queries,) the standard deviation of each query's cosine similarities over the split's gallery."""
+    return (F.normalize(queries, dim=-1) @ F.normalize(split.features.gallery, dim=-1).T).std(dim=1)
+
+
+def feature_norms(split: Split) -> dict[str, float]:
+    """{"image": mean ‖v‖, "text": mean ‖t‖} of the raw query features: the weights the ``"code"`` variant,
+    which fuses unnormalised features, gives the two sides on top of (1-α) and α."""
+    return {"image": _query_mean(split, lambda s: s.features.reference.norm(dim=-1)),
+            "text": _query_mean(split, lambda s: s.features.text.norm(dim=-1))}
+
+
+def similarity_spread(split: Split) -> dict[str, float]:
+    """{"image": σ_v, "text": σ_t}: per query, the standard deviation over the gallery of cos(v, g_n) and of
+    cos(t, g_n), averaged over the queries. A side whose similarities vary less moves the ranking less, so it
+    needs a larger weight: (1-α)·σ_v = α·σ_t balances the two at α = σ_v / (σ_v + σ_t)."""
+    return {"image": _query_mean(split, lambda s: _gallery_spread(s.features.reference, s)),
+            "text": _query_mean(split, lambda s: _gallery_spread(s.features.text, s))}
+
+
+def query_count(split: Split) -> int:
+    """The number of queries (FashionIQ: over every category)."""
+    return sum(len(part.features.text) for part in _parts(split))
+
+
+def one_query_points(split: Split) -> float:
+    """How many points one query moves a recall: 100 / queries (FashionIQ, whose metrics average the
+    categories: 100 / (categories × queries of the smallest category))."""
+    parts = _parts(split)
+    return 100.0 / (len(parts) * min(len(part.features.text) for part in parts))
 
 
 def best_cells_markdown(sweeps: Mapping[str, Sequence[SweepResult]],

@@ -28,13 +28,21 @@
 #
 # It trains (or reuses, from notebook 02) the MoE of `configs/synth_moe_*.yaml`. `SMALL = True`
 # uses the small benchmark (CI); `False` the medium one.
+#
+# **Time and files.** With `SMALL = True`, about 90 s with a fresh feature cache and no runs (it trains
+# the two MoE runs), 22 s when notebook 02's runs are reused (measured on the 2-core development machine while
+# other jobs loaded it, so likely less on an idle one). It writes features (about 5 MB) to `data/cache/` and
+# the two MoE runs to `runs/notebooks/synth_moe_<dataset>-<hash>/` (about 60 MB, the same folders as
+# notebook 02), and builds `data/synth-small/` if it is absent.
 
 # %% tags=["parameters"]
 SMALL = True
 
 # %% tags=["progress"]
+import inspect
 from pathlib import Path
 
+from IPython.display import display
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -47,6 +55,8 @@ from cirlib.analysis.gating import (expert_off_method, router_weights_by_edit_ty
 from cirlib.data.synth.config import preset
 from cirlib.encoders import FeatureCache, load_encoder
 from cirlib.experiments import config_variant, evaluate, fusion_method, run_fusion_job, val_features
+from cirlib.fusion.moe import MoECombiner, route
+from cirlib.narrate import should_see, takeaways
 from cirlib.train.stage2 import load_trained_fusion
 
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
@@ -64,14 +74,42 @@ def moe_config(dataset: str):
 
 
 # %% [markdown]
+# ## Top-k routing, the mixture and the gate
+# $v, t \in \mathbb{R}^D$ are the raw CLIP features of the reference image and the text. The MoE projects
+# both to $P$ dimensions and lets the two tokens attend to each other; $h \in \mathbb{R}^{2P}$ is the result,
+# text first (notebook 02's $c$, after self-attention). A linear **router** scores the $E = 4$ experts,
+# $$z = W_r\, h + b_r \in \mathbb{R}^E,$$
+# keeps the $k = 2$ largest scores, $S = \operatorname{top-}k(z)$, and turns only those into **router
+# weights** with a softmax; every other expert gets 0 and does not run:
+# $$w_e = \frac{\exp(z_e)}{\sum_{e' \in S} \exp(z_{e'})} \ \text{ for } e \in S, \qquad w_e = 0 \ \text{ otherwise}.$$
+# Each expert is a small network, $\mathrm{expert}_e(h) = \mathrm{Dropout}(\mathrm{GELU}(W_e\, h))$ with $H$
+# hidden units. Their weighted mixture, through one output layer, replaces the Combiner's branch $b$:
+# $$m = \sum_{e=1}^{E} w_e\, \mathrm{expert}_e(h), \qquad \mathrm{base} = W_o\, \mathrm{Dropout}(\mathrm{ReLU}(m)).$$
+# The **gate** is a vector $g = \sigma(\ldots h) \in (0, 1)^D$, one weight per dimension where the Combiner had
+# one scalar λ, and mixes the raw text and image features:
+# $$q = \mathrm{normalize}\big(\mathrm{base} + g \odot t + (1 - g) \odot v\big)$$
+# ($\odot$: element-wise product). Nothing in this objective asks the router to spread the queries over the
+# experts: the training loss is notebook 02's batch classification loss alone. The routing, in code:
+
+# %%
+print(inspect.getsource(route))
+
+# %% [markdown]
+# And the forward pass: `joint` is $h$, `weights` are the $w_e$, `base` and `gate` as above (`residual_mix` is
+# the last formula).
+
+# %%
+print(inspect.getsource(MoECombiner.forward))
+
+# %% [markdown]
 # ## Train (or reuse) the MoE, load its best checkpoint, and route the validation queries
 
 # %%
 encoder = load_encoder("synthclip")
-models, features, weights, types = {}, {}, {}, {}
+models, features, weights, types, best_epoch = {}, {}, {}, {}, {}
 for dataset in DATASETS:
     config = moe_config(dataset)
-    run_fusion_job(config, resume=True, progress=False, verbose=False)  # quiet: no training log
+    best_epoch[dataset] = run_fusion_job(config, resume=True, progress=False, verbose=False)["best"]["epoch"]
     models[dataset] = load_trained_fusion(Path(config.out) / "best.safetensors")[0]
     features[dataset] = val_features(encoder, FeatureCache(config.cache, progress=False), config)
     splits = list(features[dataset].values()) if dataset == "fashioniq" else [features[dataset]]
@@ -85,56 +123,158 @@ for dataset in DATASETS:
 # %% [markdown]
 # ## Expert utilisation
 # *Mean router weight*: the expert's average router weight; *routed share*: how often it is among the
-# two selected; *top share*: how often it carries the larger weight. A collapsed router would
-# send everything to the same two experts (the design has no load-balancing loss by default).
+# two selected; *top share*: how often it carries the larger weight. Balanced experts would each have a
+# mean router weight of 1/4.
 
 # %%
+usage = {d: pd.DataFrame(utilisation(weights[d]), index=[f"expert {e}" for e in range(4)]) for d in DATASETS}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3))
 for ax, dataset in zip(axes, DATASETS):
-    table = pd.DataFrame(utilisation(weights[dataset]), index=[f"expert {e}" for e in range(4)])
-    table.plot.bar(ax=ax, rot=0, title=DATASETS[dataset], ylim=(0, 1))
-    print(DATASETS[dataset], "\n", table.round(3).to_string(), "\n")
+    usage[dataset].plot.bar(ax=ax, rot=0, title=DATASETS[dataset], ylim=(0, 1.25))
+    ax.legend(fontsize=8, loc="upper center", ncols=3)
+    display(usage[dataset].style.format(precision=3).set_caption(DATASETS[dataset]))
 fig.tight_layout()
 plt.show()
+
+# %%
+dominant = {d: int(usage[d]["mean router weight"].argmax()) for d in DATASETS}
+carried = {d: usage[d]["mean router weight"].iloc[dominant[d]] for d in DATASETS}
+top_share = {d: usage[d]["top share"].iloc[dominant[d]] for d in DATASETS}
+collapsed = all(c > 0.8 for c in carried.values())
+should_see(f"""
+{"The router has collapsed. " if collapsed else ""}{" ".join(
+    f"On {DATASETS[d]} expert {dominant[d]} carries {carried[d]:.2f} of the router weight on average and is the top "
+    f"expert for {100 * top_share[d]:.1f}% of the queries." for d in DATASETS)} Each query still runs two experts, but
+the second gets the crumbs ({", ".join(f"{1 - carried[d]:.2f}" for d in DATASETS)} on average): top-2 routing has
+become top-1 with one expert. Why: the training loss contains no load-balancing term
+(`load_balance_weight` = {models["cirr"].load_balance_weight:g}), and top-k routing rewards the rich. The expert
+that wins the top slot early receives the gradient of most queries, improves, and the loss pushes its router score
+up for every query; the others, rarely selected and weighted near 0, get almost no gradient and never catch up.
+The medium benchmark shows the same (README, "The MoE router collapses": one expert is the top expert for
+92.7-100% of the val queries in each of its six MoE runs).
+""")
 
 # %% [markdown]
 # ## Mean router weight by edit type, and the NMI between top expert and edit type
-# A query with several edit types counts under each with weight 1/(its number of types). NMI is
-# 0 when the top expert says nothing about the edit type and 1 when it determines it.
+# A query with several edit types counts under each with weight 1/(its number of types). NMI, the
+# normalised mutual information, is 0 when the top expert says nothing about the edit type and 1 when it
+# determines it.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+by_type, nmi = {}, {}
 for ax, dataset in zip(axes, DATASETS):
-    names, table = router_weights_by_edit_type(weights[dataset], types[dataset])
-    nmi = top_expert_edit_type_nmi(weights[dataset], types[dataset])
+    by_type[dataset] = router_weights_by_edit_type(weights[dataset], types[dataset])
+    names, table = by_type[dataset]
+    nmi[dataset] = top_expert_edit_type_nmi(weights[dataset], types[dataset])
     sns.heatmap(table, annot=True, fmt=".2f", cmap="viridis", ax=ax, yticklabels=names,
                 xticklabels=[f"expert {e}" for e in range(table.shape[1])], cbar_kws={"label": "mean router weight"})
-    ax.set_title(f"{DATASETS[dataset]}: NMI(top expert, edit type) = {nmi:.3f}")
-    print(f"{DATASETS[dataset]}: NMI = {nmi:.4f}")
+    ax.set_title(f"{DATASETS[dataset]}: NMI(top expert, edit type) = {nmi[dataset]:.3f}")
 fig.tight_layout()
 plt.show()
+
+# %%
+lowest = {d: by_type[d][1][:, dominant[d]].min() for d in DATASETS}
+should_see(f"""
+One bright column per dataset. {" ".join(
+    f"On {DATASETS[d]} expert {dominant[d]} gets at least {lowest[d]:.2f} of the router weight for every one of the "
+    f"{len(by_type[d][0])} edit types, and NMI = {nmi[d]:.3f}." for d in DATASETS)} NMI is near 0 not because the
+experts share the edit types out at random, but because one expert is the top expert for (nearly) everything: a
+label that is (almost) constant can carry no information about the edit type. No specialisation can show while
+the router is collapsed (medium: NMI at most 0.0074, README "The MoE router collapses"). Exercise 1 trains with a
+load-balancing loss.
+""")
 
 # %% [markdown]
 # ## Switching experts off
 # With expert *e* switched off, the router picks the best two of the other three for every query
-# (only the queries that used *e* change). A large drop means the expert does work nobody else does.
+# (only the queries that used *e* change). Read the change against one query's worth of points: a drop
+# means the expert did useful work the others do not replace; no change, that no query relied on it; a rise,
+# that its contribution hurt these val queries.
 
 # %%
 metric = {"fashioniq": ["avg R@10", "avg R@50"], "cirr": ["R@1", "R@10", "Avg"]}
+knockouts = {}
 for dataset in DATASETS:
     full = evaluate(dataset, features[dataset], fusion_method(models[dataset]))
     rows = {"all experts": {k: full[k] for k in metric[dataset]}}
     for expert in range(4):
         off = evaluate(dataset, features[dataset], expert_off_method(models[dataset], expert))
         rows[f"expert {expert} off"] = {k: off[k] - full[k] for k in metric[dataset]}
-    print(f"\n{DATASETS[dataset]}: recall with all experts, then the change (points) with one off")
-    print(pd.DataFrame(rows).T.round(2).to_string())
+    knockouts[dataset] = pd.DataFrame(rows).T
+    display(knockouts[dataset].style.format(precision=2).set_caption(
+        f"{DATASETS[dataset]}: recall with all experts, then the change (points) with one off"))
+
+# %%
+HEADLINE = {"fashioniq": "avg R@10", "cirr": "R@10"}  # the numbers the README quotes for the medium knockout
+MEDIUM_KNOCKOUT = {"fashioniq": -13.2, "cirr": -2.4}  # README "The MoE router collapses": the dominant expert off
+one_query = {d: 100 / len(weights[d]) for d in DATASETS}
+
+
+def knockout_effect(dataset: str) -> str:
+    """What switching the dominant expert off does: "raises", "lowers", "barely changes" or "moves both ways"."""
+    change = knockouts[dataset].loc[f"expert {dominant[dataset]} off"]
+    if change.abs().max() < one_query[dataset]:
+        return "barely changes"
+    if change.min() > -one_query[dataset]:
+        return "raises"
+    return "lowers" if change.max() < one_query[dataset] else "moves both ways"
+
+
+def knockout_story(dataset: str) -> str:
+    """The knockouts in words: the dominant expert's changes (points and queries), the experts that move nothing."""
+    changes = knockouts[dataset].drop(index="all experts")
+    own = changes.loc[f"expert {dominant[dataset]} off"]
+    count = {k: round(abs(v) / one_query[dataset]) for k, v in own.items()}
+    moves = ", ".join(f"{k} {v:+.2f} ({count[k]} quer{'y' if count[k] == 1 else 'ies'})" for k, v in own.items())
+    still = [name.removesuffix(" off") for name, row in changes.iterrows() if row.abs().max() < one_query[dataset]]
+    return (f"**{DATASETS[dataset]}**: switching the dominant expert {dominant[dataset]} off "
+            f"{knockout_effect(dataset)} recall: {moves} (medium: {HEADLINE[dataset]} "
+            f"{MEDIUM_KNOCKOUT[dataset]:+.1f}). "
+            + (f"With {' or '.join(still)} off no metric moves by a whole query: their router weights are too small "
+               "to matter." if still else "Every knockout moves some metric by at least a query."))
+
+
+effect = {d: knockout_effect(d) for d in DATASETS}
+effects = (f"{effect['cirr']} recall on both datasets" if len(set(effect.values())) == 1
+           else " and ".join(f"{e} recall on {DATASETS[d]}" for d, e in effect.items()))
+epochs = " and ".join(f"{best_epoch[d]} ({DATASETS[d]})" for d in DATASETS)
+as_on_medium = set(effect.values()) == {"lowers"}
+should_see(f"""
+{knockout_story("fashioniq")}
+
+{knockout_story("cirr")}
+
+On the medium benchmark the dominant expert does the work: switching it off costs 13.2 points avg R@10 on
+synth-fashioniq and 2.4 R@10 on synth-cirr, any other expert at most 0.25 (README, "The MoE router collapses").
+""" + ("Here too the dominant expert is the one that matters: the others are too lightly weighted to be missed."
+       if as_on_medium else f"""Here switching it off {effects}, against the idea that the dominant expert does
+the work. The small benchmark speaks: the checkpoints come from epoch {epochs} of {moe_config("cirr").epochs},
+in runs that overfit their few hundred training triplets (notebook 02), so the dominant expert's branch has learned
+little that transfers to the val queries; handing its share to barely trained experts costs nothing, or even helps
+a few queries. With one query worth {one_query["cirr"]:.2f} points on synth-cirr and
+{one_query["fashioniq"]:.2f} on synth-fashioniq, such changes are a handful of queries, not evidence about the
+expert."""))
+
+# %%
+takeaways([
+    "Top-k routing: the router scores the experts, keeps the k best, softmaxes their scores into router weights "
+    "and runs only those experts; the gate g then mixes the raw text and image features, dimension by dimension.",
+    f"Without a load-balancing loss the router collapses: one expert carries "
+    f"{', '.join(f'{carried[d]:.2f} ({DATASETS[d]})' for d in DATASETS)} of the weight, here as on medium.",
+    f"So the top expert tells nothing about the edit type (NMI {', '.join(f'{nmi[d]:.3f}' for d in DATASETS)}): "
+    "a collapsed MoE is a Combiner with one large branch and three idle ones.",
+    f"Switching the dominant expert off {effects} here; on medium it costs 13.2 points avg R@10 "
+    "(synth-fashioniq). A knockout shows what an expert is worth only where the model has learned something that "
+    "transfers, and only beyond one query's worth of points.",
+])
 
 # %% [markdown]
 # ## Exercises
 # 1. Train with `load_balance_weight: 0.01` (and `router_noise: 1.0`). Does utilisation even out,
 #    and what happens to the NMI and to recall?
 # 2. Restrict the heatmap to queries with a single edit type. Are the patterns sharper?
-# 3. Which edit types does the expert with the largest drop serve? Look at a few such queries and
-#    their top-5 results (notebook 01's `retrieval_grid`).
+# 3. Which queries change when the dominant expert is switched off? Compare each query's top 5 with and
+#    without it (`fusion_method` and `expert_off_method` give the two query vectors) and look at a few in
+#    a retrieval grid (notebook 01's `retrieval_grid`).
 # 4. With `top_k: 1` every query uses one expert. Is the router more or less specialised?

@@ -32,6 +32,11 @@
 #
 # `SMALL = True` uses the small benchmark (seconds; what CI runs); set it to `False` for the
 # medium benchmark behind the README's tables. `MODEL` is any `load_encoder` name or folder.
+#
+# **Time and files.** With `SMALL = True` it took 95 s on a fresh checkout (building the small
+# benchmark and encoding its features) and 43 s when they are reused, measured on the 2-core
+# development machine while other jobs kept it busy (load average 5-7), so expect less. It writes
+# the small benchmark to `data/synth-small/` and the features to `data/cache/`, nothing else.
 
 # %% tags=["parameters"]
 SMALL = True
@@ -52,10 +57,12 @@ from cirlib.encoders import FeatureCache, describe, load_encoder
 from cirlib.encoders.captions import synth_captioned_splits
 from cirlib.evaluation import benchmark_features, evaluate_methods
 from cirlib.fusion import PAPER_ALPHA, PAPER_BETA, ZERO_SHOT_BASELINES
+from cirlib.narrate import difference_text, ranking, ranking_text, should_see, takeaways
 from cirlib.plots import parameter_heatmap
 from cirlib.sweep import SELECT_BY, best_cell, per_cell_sweep, sweep
-from cirlib.sweep_report import CAPTION_SUBSETS, caption_ablation
-from cirlib.widgets import Panel, SweepExplorer
+from cirlib.sweep_report import (CAPTION_SUBSETS, caption_ablation, feature_norms, near_best, one_query_points,
+                                 query_count, similarity_spread)
+from cirlib.widgets import Panel, SweepExplorer, top_results
 
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 size = "small" if SMALL else "medium"
@@ -81,6 +88,16 @@ texts = read_gallery_captions(benchmark / "synth-cirr" / "gallery_captions" / "v
 for quality, text in zip(("full", "partial", "noisy"), texts):
     print(f"{name} {quality:8s} {text}")
 
+# %%
+words = [len(text.split()) for text in texts]
+should_see(f"""
+The three captions of `{name}` use {words[0]}, {words[1]} and {words[2]} words. By construction the *full* caption
+names every object (size, colour, shape, place) and the background; the *partial* one only some objects, with
+fewer details; the *noisy* one drops one fact (an object, or the places) and may get one colour wrong. So a noisy
+caption usually still says more than a partial one, and the full one is the best description a captioner could
+give: expect full > noisy > partial as evidence, and see how far that holds in the ablation below.
+""")
+
 # %% [markdown]
 # ## Slides or code? Two definitions
 # The published formula (variant `"slides"`, our default) normalises v and t, so α weighs two unit
@@ -94,11 +111,28 @@ for quality, text in zip(("full", "partial", "noisy"), texts):
 baselines = evaluate_methods(benchmark_features(encoder, cache, benchmark), ZERO_SHOT_BASELINES)
 datasets = {"synth-fashioniq": "fashioniq", "synth-cirr": "cirr", "synth-circo": "circo"}
 sweeps = {name: sweep(splits[name], progress=False) for name in datasets}
+corners = {}
 for name, kind in datasets.items():
     metric = SELECT_BY[kind]
-    corners = {"α=0, β=0": sweeps[name].at(0, 0)[metric], "image only": baselines[kind]["image only"][metric],
-               "α=1, β=0": sweeps[name].at(1, 0)[metric], "text only": baselines[kind]["text only"][metric]}
-    print(f"{name:16s} {metric}: " + "  ".join(f"{k} {v:.1f}" for k, v in corners.items()))
+    corners[name] = {"α=0, β=0": sweeps[name].at(0, 0)[metric], "image only": baselines[kind]["image only"][metric],
+                     "α=1, β=0": sweeps[name].at(1, 0)[metric], "text only": baselines[kind]["text only"][metric]}
+    print(f"{name:16s} {metric}: " + "  ".join(f"{k} {v:.1f}" for k, v in corners[name].items()))
+
+# %%
+gap = max(max(abs(c["α=0, β=0"] - c["image only"]), abs(c["α=1, β=0"] - c["text only"])) for c in corners.values())
+stronger = {name: ranking({side: c[side] for side in ("image only", "text only")})[0] for name, c in corners.items()}
+should_see(f"""
+{"Every corner equals its baseline" if gap < 1e-6 else f"The corners differ from their baselines by {gap:.2g} points"}:
+at α=0 the query is the reference image alone, at α=1 the text alone, and β=0 switches the captions off, so
+WeiMoCIR reduces to the two zero-shot baselines computed independently by `cirlib.evaluation`. The stronger
+single side is {", ".join(f"{stronger[name]} on {name}" for name in corners)}.
+{"Text beats the image where the edit is the point of the query (FashionIQ: a new colour or sleeve) and CIRR's "
+ "Rsubset ranks within a set of near-identical images, where only the text can decide; " if
+ stronger["synth-cirr"] == "text only" else ""}
+{"on synth-circo the image wins: its texts leave attributes unspecified on purpose, and its many ground truths "
+ "share the reference's look." if stronger["synth-circo"] == "image only" else ""}
+Either side alone is weak; the grid below is about mixing them.
+""")
 
 # %% [markdown]
 # ## Why the sweep is fast
@@ -119,6 +153,17 @@ plain_s = time.perf_counter() - start
 same = all(abs(fast.metrics[m] - plain.metrics[m]).max() < 1e-9 for m in plain.metrics)
 print(f"4x4 grid on synth-cirr: fast {fast_s:.2f} s, per cell {plain_s:.2f} s, identical metrics: {same}")
 
+# %%
+speedup = plain_s / fast_s
+should_see(f"""
+The fast path was {speedup:.1f}× faster here, with {"identical" if same else "DIFFERENT"} metrics. Its matrix
+products are paid once however many cells there are, while the plain path pays a full retrieval per cell, so the
+saving grows with the number of cells; on {len(small_grid) ** 2} cells of {len(cirr.features.text)} queries ×
+{len(cirr.features.gallery_names)} images the timings are tiny and noisy (a busy machine or a first call's
+start-up can swing them). README ("Fast sweeps") measured 16.5× for the full 11×11 grid on medium synth-cirr
+(3,200 queries × 1,920 images).
+""")
+
 # %% [markdown]
 # ## R@K over the α×β grid
 # Rows are α (0: image only, 1: text only), columns β (0: images only, 1: captions only). The
@@ -135,6 +180,82 @@ for ax, (name, metric) in zip(axes.ravel(), panels):
 figure.tight_layout()
 plt.show()
 
+# %%
+WITHIN = 1.0  # points: the "best region" is every cell within this of the best one
+
+
+def span(low: float, high: float) -> str:
+    return f"{low:g}" if low == high else f"{low:g}–{high:g}"
+
+
+lines = []
+for name, metric in panels:
+    result = sweeps[name]
+    (a_low, a_high), (b_low, b_high) = near_best(result, metric, WITHIN)
+    alpha, beta, value = best_cell(result, metric)
+    paper = result.at(PAPER_ALPHA, PAPER_BETA)[metric]
+    side = "above" if PAPER_ALPHA > a_high else "below" if PAPER_ALPHA < a_low else "inside"
+    where = ("inside the region" if value - paper <= WITHIN else
+             f"outside the region (its α={PAPER_ALPHA:g} is {side} the region's α range)")
+    lines.append(f"- **{name} {metric}**: best {value:.1f} at α={alpha:g}, β={beta:g}; the region within {WITHIN:g} "
+                 f"point of it spans α {span(a_low, a_high)}, β {span(b_low, b_high)}. The paper's cell gives "
+                 f"{paper:.1f} ({difference_text(paper, value)}), {where}.")
+cells = [best_cell(sweeps[name], metric) for name, metric in panels]
+alphas, betas = [alpha for alpha, _, _ in cells], [beta for _, beta, _ in cells]
+nl = "\n"
+should_see(f"""
+Per heatmap, where the best cells lie and where the paper's box falls:
+
+{nl.join(lines)}
+
+{"Every best α lies strictly inside (0, 1): recall rises from α=0 (image only) to the good region and falls again "
+ "towards α=1 (text only), so the query needs both sides. " if 0 < min(alphas) and max(alphas) < 1 else ""}
+The best cells have α {span(min(alphas), max(alphas))} and β {span(min(betas), max(betas))}:
+{"the text gets at least half of the weight and the image keeps a large share" if min(alphas) >= 0.5 else
+ "the image gets at least half of the weight" if max(alphas) <= 0.5 else "the weight leans either way"}, and the
+captions
+{"add at most a little" if max(betas) <= 0.2 else "carry real weight"}.
+The paper's α={PAPER_ALPHA:g}, β={PAPER_BETA:g} was tuned for CLIP ViT-L/14 on real photos, a different pair of
+towers; how much weight the text deserves depends on the encoder, as the next section computes.
+""")
+
+# %% [markdown]
+# ## Why the best α sits there
+# With normalised v and t, the image side adds (1-α)·cos(v, g_n) to gallery image n's score and the text
+# side α·cos(t, g_n) (ignoring q's normalisation and the captions). What reorders the gallery is how much
+# each term *varies* from image to image, so the two sides weigh the same when
+#
+# $$(1-\alpha)\,\sigma_v = \alpha\,\sigma_t
+# \quad\Longleftrightarrow\quad \alpha^\ast = \frac{\sigma_v}{\sigma_v + \sigma_t},$$
+#
+# where $\sigma_v$ is the standard deviation of $\cos(v, g_n)$ over the gallery images $g_n$ for one query,
+# averaged over the queries, and $\sigma_t$ the same for the text feature $t$. A text feature that is about
+# equally close to every image (small $\sigma_t$) needs a large α to matter. This is a rule of thumb for
+# where the optimum lies, not the optimum itself.
+
+# %%
+spreads = {name: similarity_spread(splits[name]) for name in datasets}
+balance = pd.DataFrame.from_dict(
+    {name: {"σ_v (image)": spreads[name]["image"], "σ_t (text)": spreads[name]["text"],
+            "balanced α*": spreads[name]["image"] / (spreads[name]["image"] + spreads[name]["text"]),
+            "best α": best_cell(sweeps[name], SELECT_BY[kind])[0]} for name, kind in datasets.items()},
+    orient="index")
+balance.round(3)
+
+# %%
+ratios = (balance["σ_v (image)"] / balance["σ_t (text)"])
+errors = (balance["balanced α*"] - balance["best α"]).abs()
+should_see(f"""
+The text's similarities vary {ratios.min():.1f}–{ratios.max():.1f}× less across the gallery than the image's, so
+the balance point α* lies at {balance["balanced α*"].min():.2f}–{balance["balanced α*"].max():.2f}, within
+{errors.max():.2f} of the best α of the grid (which moves in steps of 0.1). CLIP ViT-L/14's text-image
+cosines are known to sit in a narrow band (the "modality gap" between its two towers) while its image-image
+cosines spread much wider: a larger σ_v/σ_t, hence a larger α*, which is where the paper's 0.8 comes from.
+synthclip's small text tower, trained on exactly this kind of caption, is expected to spread its text-image
+similarities more, and its best α ({span(balance["best α"].min(), balance["best α"].max())}) is
+{"below" if balance["best α"].max() < PAPER_ALPHA else "at most"} the paper's {PAPER_ALPHA:g}.
+""")
+
 # %% [markdown]
 # ## The best cell, next to the baselines
 # The best cell is chosen on the same val split it is reported on, so it is an upper bound; a fair
@@ -150,18 +271,83 @@ for name, kind in datasets.items():
                   **{method: metrics[metric] for method, metrics in baselines[kind].items()}}
 pd.DataFrame.from_dict(rows, orient="index").round(2)  # by rows, so each column keeps its type
 
+# %%
+lines = []
+for name, row in rows.items():
+    methods = {method: row[method] for method in baselines[datasets[name]]}
+    strongest = ranking(methods)[0]
+    lines.append(f"- **{name}** ({row['selected by']}): best cell {row['best']:.1f}, "
+                 f"{difference_text(row['best'], methods[strongest])} than the strongest baseline ({strongest}, "
+                 f"{methods[strongest]:.1f}); the paper's cell {row['paper α, β']:.1f}.")
+points = one_query_points(cirr)
+should_see(f"""
+WeiMoCIR's best cell against the baselines, per dataset:
+
+{nl.join(lines)}
+
+These best cells are upper bounds: each is the best of 121 cells on the very queries it is reported on (on
+synth-cirr {len(cirr.features.text)} queries, one query = {points:.2f} points), so part of its lead is luck;
+exercise 1 picks α and β on the train split instead.
+
+**Against the trained models.** On the medium benchmark (README, "The main job's results") the trained
+Combiner and MoE reach 52.1 and 55.4 avg R@10 on synth-fashioniq against 36.7 for WeiMoCIR's best cell: a
+learned fusion wins clearly; on synth-cirr they are close (Avg 35.7 and 37.8 against 38.9). Notebook 05 trains
+both on {"this small benchmark, where few training triplets may close or reverse that gap, and says which" if SMALL
+else "this benchmark"}.
+""")
+
 # %% [markdown]
 # ## The authors' code variant
 # The same sweep with raw features and reference-caption fusion. Compare the best cells: where does
-# the optimum move, and is the best value higher or lower?
+# the optimum move, and is the best value higher or lower? Fusing raw features gives each side its length
+# as an extra weight:
+#
+# $$(1-a)\,v + a\,t = (1-a)\lVert v\rVert\,\hat v + a\lVert t\rVert\,\hat t
+# \;\propto\; (1-\alpha)\,\hat v + \alpha\,\hat t
+# \quad\text{with}\quad a = \frac{\alpha\lVert v\rVert}{\alpha\lVert v\rVert + (1-\alpha)\lVert t\rVert},$$
+#
+# where $a$ is the code variant's α, $\alpha$ the slides' one, $\hat v = v/\lVert v\rVert$ and $\hat t$ the
+# normalised features. The table's last column applies it to the slides' best α with the mean norms.
 
 # %%
 code_sweeps = {name: sweep(splits[name], variant="code", progress=False) for name in datasets}
-code_rows = {name: {"selected by": SELECT_BY[kind],
-                    **dict(zip(["best α", "best β", "best"], best_cell(code_sweeps[name], SELECT_BY[kind]))),
-                    "slides' best": best_cell(sweeps[name], SELECT_BY[kind])[2]}
-             for name, kind in datasets.items()}
+code_rows = {}
+for name, kind in datasets.items():
+    slides_alpha, _, slides_best = best_cell(sweeps[name], SELECT_BY[kind])
+    norms = feature_norms(splits[name])
+    code_rows[name] = {"selected by": SELECT_BY[kind],
+                       **dict(zip(["best α", "best β", "best"], best_cell(code_sweeps[name], SELECT_BY[kind]))),
+                       "slides' best": slides_best, "slides' best α": slides_alpha,
+                       "mean ‖v‖": norms["image"], "mean ‖t‖": norms["text"],
+                       "slides' α as code α": slides_alpha * norms["image"]
+                       / (slides_alpha * norms["image"] + (1 - slides_alpha) * norms["text"])}
 pd.DataFrame.from_dict(code_rows, orient="index").round(2)
+
+# %%
+lines = []
+for name, row in code_rows.items():
+    alpha, slides_alpha, predicted = row["best α"], row["slides' best α"], row["slides' α as code α"]
+    gain = difference_text(row["best"], row["slides' best"])
+    move = "higher" if alpha > slides_alpha else "lower" if alpha < slides_alpha else "the same"
+    lines.append(f"- **{name}**: best α {alpha:g} against the slides' {slides_alpha:g} ({move}; the norms predict "
+                 f"{predicted:.2f}), best β {row['best β']:g}, best value {gain} than the slides' formula.")
+longer = ["image" if row["mean ‖v‖"] > row["mean ‖t‖"] else "text" for row in code_rows.values()]
+shifts = [row["slides' α as code α"] - row["slides' best α"] for row in code_rows.values()]
+value_gap = max(abs(row["best"] - row["slides' best"]) for row in code_rows.values())
+should_see(f"""
+The code variant's best cell against the slides' one:
+
+{nl.join(lines)}
+
+The raw image features are {"longer than the text features on every dataset" if set(longer) == {"image"} else
+"not always longer than the text features"}, so at the same α the code variant gives the
+{"image" if longer.count("image") >= len(longer) / 2 else "text"} more weight than the slides' formula does, and
+its optimum α has to move to make up for it: by {", ".join(f"{shift:+.2f}" for shift in shifts)} according to
+the formula above. The grid moves in steps of 0.1 and the mean norms hide per-query differences, so the
+prediction is right to about one step; only a shift near a step shows. The best values stay within
+{value_gap:.1f} points: both variants can express nearly the same mixes and label them with different α, while the
+caption side (the reference's own captions in the code) can move β.
+""")
 
 # %% [markdown]
 # ## How many captions, and which? (the seed's ablation)
@@ -177,6 +363,40 @@ for name, table in ablation.items():
     print(name)
     display(table.round(2))
 
+# %%
+NOISE_QUERIES = 3  # a gap of this many queries or fewer reads as noise
+lines, noisy_wins, diluted = [], [], []
+for (name, table), metric in zip(ablation.items(), ("avg R@10", "R@5")):
+    column, points = table[f"best {metric}"], one_query_points(splits[name])
+    winners = [subset for subset in column.index if column[subset] == column.max()]
+    full, noisy, single = column["t1"], column["t3"], column[["t1", "t2", "t3"]].max()
+    queries = round(abs(noisy - full) / points)  # what the gap between full and noisy captions is worth
+    noisy_wins += [queries] if noisy > full else []
+    diluted += [name] if column["t1∪t2∪t3"] < single else []
+    lines.append(f"- **{name}** ({metric}, {query_count(splits[name])} queries, one query = {points:.2f} points): "
+                 f"best {' = '.join(winners)} ({column.max():.1f}); noisy t3 {difference_text(noisy, full)} than "
+                 f"full t1, {queries} {'query' if queries == 1 else 'queries'}; all three together "
+                 f"{difference_text(column['t1∪t2∪t3'], single)} than the best single caption. "
+                 f"{(table['best β'] == 0).sum()} of {len(table)} subsets are best at β=0, where the captions are "
+                 f"switched off and the subsets tie.")
+should_see(f"""
+The best cell of each caption subset:
+
+{nl.join(lines)}
+
+{"Full captions are at least as good as noisy ones, as their construction says. " if not noisy_wins else
+ "Noisy captions beat full ones above, against the construction (a noisy caption is a full one with a fact dropped "
+ + ("or a colour wrong), by at most a few queries: on a val split this small that is within noise. "
+    if max(noisy_wins) <= NOISE_QUERIES else
+    f"or a colour wrong), by up to {max(noisy_wins)} queries, more than noise; the β curves below show which "
+    "captions hold up when they carry weight. ")}
+The README has no medium caption ablation; with `SMALL = False` one query weighs about 0.03 points (3,200
+synth-cirr queries) and such gaps become measurable.
+{f"More captions do not always help: on {' and '.join(diluted)} all three together score below the best single "
+ "caption, because averaging weaker captions into the caption side dilutes the best one." if diluted else
+ "All three captions together do at least as well as the best single one here."}
+""")
+
 # %% [markdown]
 # ## Caption quality and the weight it deserves
 # For one caption at a time, the best R@K over α as a function of β. With good captions a larger β
@@ -184,12 +404,35 @@ for name, table in ablation.items():
 
 # %%
 figure, axes = plt.subplots(1, 2, figsize=(12, 4))
+curves = {}
 for ax, (name, metric) in zip(axes, (("synth-fashioniq", "avg R@10"), ("synth-cirr", "R@5"))):
+    curves[name] = {}
     for label, quality in (("t1", "full"), ("t2", "partial"), ("t3", "noisy"), ("t1∪t2∪t3", "all three")):
         result = sweep(splits[name], captions=CAPTION_SUBSETS[label], progress=False)
-        sns.lineplot(x=result.betas, y=result.metrics[metric].max(axis=0), marker="o", ax=ax, label=quality)
+        curves[name][quality] = curve = result.metrics[metric].max(axis=0)
+        sns.lineplot(x=result.betas, y=curve, marker="o", ax=ax, label=quality)
     ax.set(title=f"{name}: best {metric} over α", xlabel="β (weight of the captions)", ylabel=metric)
 plt.show()
+
+# %%
+betas = result.betas
+lines = [f"- **{name}**: " + "; ".join(f"{quality} peaks at β={betas[curve.argmax()]:g} and loses "
+                                         f"{curve.max() - curve[-1]:.1f} points by β=1"
+                                         for quality, curve in by_quality.items())
+         for name, by_quality in curves.items()]
+drops = {quality: max(curves[name][quality].max() - curves[name][quality][-1] for name in curves)
+         for quality in ("full", "partial", "noisy")}
+should_see(f"""
+For each caption quality, the best β and what β=1 (captions only) costs:
+
+{nl.join(lines)}
+
+Ranked by how well they hold up at large β (largest loss, fewer points is better):
+{ranking_text(drops, higher_is_better=False)}. A full caption describes the gallery image about as well as its
+picture does, so the score can lean on it; a partial or noisy caption misleads as soon as it carries much weight,
+and its curve turns down early. The weight captions deserve depends on their quality: with a real captioner,
+tune β for it.
+""")
 
 # %% [markdown]
 # ## Explore interactively
@@ -204,13 +447,61 @@ explorer = SweepExplorer({"synth-fashioniq": Panel(sweeps["synth-fashioniq"], sp
 explorer.alpha.value, explorer.beta.value = PAPER_ALPHA, PAPER_BETA
 explorer
 
+# %%
+shown, query = explorer.dataset.value, explorer.query.value
+panel = explorer.panels[shown]
+tops = {f"α={alpha:g}": top_results(panel, alpha, PAPER_BETA, query) for alpha in (0.0, 1.0, PAPER_ALPHA)}
+found = {setting: (f"the target at #{top.correct.index(True) + 1}" if any(top.correct) else "no correct image")
+         for setting, top in tops.items()}
+shared = len(set(tops["α=0"].names) & set(tops["α=1"].names))
+should_see(f"""
+Query {query} of {shown} is {tops["α=0"].reference} + “{tops["α=0"].text}”. With β={PAPER_BETA:g},
+its top 5 hold {found["α=0"]} at α=0 (the image only), {found["α=1"]} at α=1 (the text only) and
+{found[f"α={PAPER_ALPHA:g}"]} at the paper's α={PAPER_ALPHA:g}; the α=0 and α=1 lists share {shared} of 5 images.
+Try it: at α=0 the strip shows images like the reference, whatever the text asks; at α=1 images that fit the
+words, whatever the reference looked like.{" Here the text alone already finds the target (it spells out the "
+"target's attributes): step through the queries to find one that needs both sides, where only a middle α finds "
+"it." if any(tops["α=1"].correct) else " Move α up from 0 and watch where the target enters the strip."} Then
+switch the dataset and the metric.
+""")
+
+# %%
+best_betas = [row["best β"] for row in rows.values()]
+alpha_moves = max(abs(row["best α"] - row["slides' best α"]) for row in code_rows.values())
+takeaways([
+    f"""
+    WeiMoCIR needs both sides. With synthclip the best α is {span(balance["best α"].min(), balance["best α"].max())}
+    (each dataset's selection metric), {"below" if balance["best α"].max() < PAPER_ALPHA else "at most"} the paper's
+    α={PAPER_ALPHA:g} tuned for CLIP ViT-L/14; the balance α* = σ_v / (σ_v + σ_t) of the two sides' similarity
+    spreads predicts it to within {errors.max():.2f}.""",
+    f"""
+    The captions help at small β (best β {span(min(best_betas), max(best_betas))}), and only full captions deserve
+    a large one: at β=1 the full captions lose at most {drops["full"]:.1f} points, the noisy {drops["noisy"]:.1f} and
+    the partial {drops["partial"]:.1f}.""",
+    f"""
+    The authors' code variant fuses raw features, so the same α means another mix (the image features are
+    {"longer" if set(longer) == {"image"} else "not always longer"}); its best α moves by up to {alpha_moves:.1f} and
+    its best value by up to {value_gap:.1f} points.""",
+    f"""
+    A best cell is tuned on the split it is reported on: an upper bound. Here one synth-cirr query is {points:.2f}
+    points, so gaps of a few queries{" (such as noisy over full captions)" if noisy_wins and max(noisy_wins) <=
+    NOISE_QUERIES else ""} are noise.""",
+    """
+    Against trained fusion: on the medium benchmark the trained Combiner and MoE beat WeiMoCIR's best cell clearly
+    on synth-fashioniq (avg R@10 52.1 and 55.4 against 36.7) and are close on synth-cirr (README, "The main job's
+    results"); notebook 05 compares them on this benchmark.""",
+])
+
 # %% [markdown]
 # ## Exercises
-# 1. Choose α and β on the *train* split (`synth_captioned_splits(..., split="train")`) and report
-#    them on val. How far is that from the best val cell?
-# 2. With the `"code"` variant, compare the norms of the image and text features
-#    (`splits["synth-cirr"].features.reference.norm(dim=-1)`). Explain where its best α lies.
+# 1. Choose α and β on the *train* split (`synth_captioned_splits(encoder, cache, benchmark, split="train",
+#    datasets=["synth-fashioniq", "synth-cirr"])`; synth-circo has no train split) and report them on val.
+#    How far is that from the best val cell?
+# 2. The code variant's α was predicted above from the *mean* norms. Plot the per-query ratio
+#    ‖t‖/‖v‖ (`splits["synth-cirr"].features.text.norm(dim=-1) / ....reference.norm(dim=-1)`): is the mean
+#    representative, or do some queries get a very different mix at the same α?
 # 3. Give every gallery image the captions of another image (shuffle the rows of
 #    `splits["synth-cirr"].captions.gallery`) and sweep again. What happens to the best β?
-# 4. The paper's α=0.8, β=0.1 was tuned for CLIP ViT-L/14 on real data. Is it near the best cell for
-#    `synthclip`? What would you expect for a much weaker or stronger text encoder?
+# 4. Predict the best α of another encoder (e.g. `load_encoder("ViT-B-32")` if its weights are on disk)
+#    from `similarity_spread` before sweeping it, then sweep and compare. Would a stronger text tower need a
+#    larger or a smaller α?

@@ -35,6 +35,13 @@
 # It runs (or reuses) the main job of `make demo` (`cirlib.demo.run_demo`): `SMALL = True` uses the
 # small benchmark (CI), `False` the medium one with the demo's own runs, so after `make demo` it
 # trains nothing.
+#
+# **Time and files.** With `SMALL = True` it took 2 min 22 s on a fresh checkout (building the small
+# benchmark, encoding it and training Combiner and MoE on both datasets) and 25 s when all of that
+# is reused, measured on the 2-core development machine while other jobs kept it busy (load average
+# 5-7), so expect less. It writes the small benchmark to `data/synth-small/`, the features to
+# `data/cache/`, and the four training runs, the demo's tables (`demo.json`, `demo_*.md`) and
+# figures to `runs/notebooks/demo-small/`.
 
 # %% tags=["parameters"]
 SMALL = True
@@ -48,7 +55,9 @@ import pandas as pd
 from cirlib.analysis.failures import failure_examples, grid_inputs, group_table, synth_image_path
 from cirlib.demo import DATASETS, DemoConfig, run_demo
 from cirlib.failure_report import demo_outcomes
+from cirlib.narrate import difference_text, ranking, ranking_text, should_see, takeaways
 from cirlib.plots import group_recall_bars, retrieval_grid
+from cirlib.sweep import SELECT_BY
 
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 paths = {"cache": str(ROOT / "data" / "cache"), "configs": str(ROOT / "configs")}
@@ -60,6 +69,8 @@ else:
     config = DemoConfig(benchmark=str(ROOT / "data" / "synth"), runs=str(ROOT / "runs" / "demo"),
                         results=str(ROOT / "results"), **paths)
 K = 10  # a query fails when its target is not in the top K, i.e. its rank (counted from 1) is above K
+MEDIUM = {"fashioniq": {"MoE": 73.0, "Combiner": 69.5, "WeiMoCIR": 52.4},  # README, "The main job's results":
+          "cirr": {"WeiMoCIR": 38.9, "MoE": 37.8, "Combiner": 35.7}}       # medium benchmark, avg and Avg
 
 # %% [markdown]
 # ## The main job: baselines, WeiMoCIR, trained Combiner and MoE
@@ -71,8 +82,40 @@ K = 10  # a query fails when its target is not in the top K, i.e. its rank (coun
 result = run_demo(config, verbose=False)
 
 # %%
+for dataset, rows in result.tables.items():  # dropna: columns only the baselines have
+    display(pd.DataFrame(rows).T.dropna(axis=1).style.format(precision=1).set_caption(f"{DATASETS[dataset]} (val)"))
+
+# %%
+def short(name: str, dataset: str) -> str:
+    return "WeiMoCIR" if name == result.weimocir_label(dataset) else name
+
+
+lines, orders = [], {}
 for dataset, rows in result.tables.items():
-    display(pd.DataFrame(rows).T.style.format(precision=1).set_caption(f"{DATASETS[dataset]} (val)"))
+    metric = SELECT_BY[dataset]
+    values = {short(name, dataset): row[metric] for name, row in rows.items()}
+    orders[dataset] = ranking({method: values[method] for method in MEDIUM[dataset]})
+    same = orders[dataset] == ranking(MEDIUM[dataset])
+    lines.append(f"- **{DATASETS[dataset]}** ({metric}): {ranking_text(values)}. "
+                 + ("" if not SMALL else "The same order of the three as on medium." if same else
+                    f"On medium the order is {ranking_text(MEDIUM[dataset])}."))
+reversed_order = [DATASETS[d] for d, order in orders.items() if order != ranking(MEDIUM[d])]
+free_first = [DATASETS[d] for d, order in orders.items() if order[0] == "WeiMoCIR"]
+nl = "\n"
+should_see(f"""
+Every method by the dataset's selection metric (FashionIQ: avg = (R@10 + R@50) / 2; CIRR: Avg = (R@5 +
+Rsubset@1) / 2), best first:
+
+{nl.join(lines)}
+
+{"" if not SMALL else f"WeiMoCIR comes first on {' and '.join(free_first) or 'neither dataset'}. " + (
+ f"On {' and '.join(reversed_order)} the order of WeiMoCIR and the trained models differs from the medium "
+ "benchmark's (README, section “The main job's results”), where trained fusion wins clearly on synth-fashioniq. "
+ f"The small benchmark gives the trained models few training triplets and {config.epochs} epochs, while WeiMoCIR's "
+ "cell is picked on this very val split; both favour WeiMoCIR." if reversed_order else
+ "The three come in the same order as on the medium benchmark (README, section “The main job's results”).")}
+The rest of this notebook compares the best trained and the best training-free method query by query.
+""")
 
 # %% [markdown]
 # ## Every query's outcome under the two best methods
@@ -90,23 +133,66 @@ for dataset in DATASETS:
           f"{len(outcomes[dataset])} queries")
 outcomes["cirr"].head()
 
+# %%
+trained, free = best["cirr"]
+row = outcomes["cirr"].iloc[0]
+missed_by = [m for m in (trained, free) if row[f"rank {m}"] > K]
+should_see(f"""
+Each row is one val query: the reference and target image, the modification text, the edit types the
+generator recorded and the causes they map to (e.g. *resize* → fine-grained attribute), then per method the rank
+it gave the target (counted from 1: #1 is the top result) and its top 5. The first row asks “{row.text}”
+({", ".join(row["edit types"])}): {trained} ranks its target #{row[f"rank {trained}"]}, {short(free, "cirr")}
+#{row[f"rank {free}"]}; with K = {K} it is a failure for
+{" and ".join(short(m, "cirr") for m in missed_by) if missed_by else "neither"}.
+Averaging "rank ≤ K" over the rows gives each method's R@{K} in the table above.
+""")
+
 # %% [markdown]
 # ## Recall by cause and by edit type
 #
-# A query with two edits counts in both groups. The count in brackets is the number of queries;
-# small groups are noisy, on the small benchmark especially.
+# For a group $g$ of queries (one cause, or one edit type) the recall is the share of its queries
+# whose target ranks in the top $K$:
+#
+# $$\mathrm{R@}K(g) = \frac{100}{|Q_g|} \sum_{q \in Q_g} \mathbf{1}[\mathrm{rank}_q \le K],$$
+#
+# where $Q_g$ is the set of val queries in group $g$, $\mathrm{rank}_q$ the rank of query $q$'s target
+# (counted from 1) and $\mathbf{1}[\cdot]$ is 1 when the condition holds, else 0. A query with two edits
+# counts in both groups. The count in brackets is $|Q_g|$; small groups are noisy, on the small
+# benchmark especially.
 
 # %%
+groups = {dataset: {by: group_table(outcomes[dataset], by=by, k=K) for by in ("causes", "edit types")}
+          for dataset in DATASETS}
 for dataset in DATASETS:
     figure, axes = plt.subplots(1, 2, figsize=(14, 3.8))
     for ax, by in zip(axes, ("causes", "edit types")):
-        group_recall_bars(group_table(outcomes[dataset], by=by, k=K), f"R@{K} ", ax=ax,
-                          title=f"{DATASETS[dataset]}: R@{K} by {by[:-1]}")
+        group_recall_bars(groups[dataset][by], f"R@{K} ", ax=ax, title=f"{DATASETS[dataset]}: R@{K} by {by[:-1]}")
     figure.tight_layout()
     plt.show()
 
 # %%
-tables = {dataset: group_table(outcomes[dataset], by="causes", k=K) for dataset in DATASETS}
+lines = []
+for dataset in DATASETS:
+    trained, free = best[dataset]
+    for by, table in groups[dataset].items():
+        gaps = table[f"R@{K} {free}"] - table[f"R@{K} {trained}"]
+        widest = gaps.abs().idxmax()
+        lines.append(f"- **{DATASETS[dataset]}, by {by[:-1]}**: {short(free, dataset)} is ahead in {(gaps > 0).sum()} "
+                     f"of {len(gaps)} groups, {trained} in {(gaps < 0).sum()}; the largest gap is on *{widest}* "
+                     f"({abs(gaps[widest]):.1f} points, {table.loc[widest, 'queries']} queries, one query = "
+                     f"{100 / table.loc[widest, 'queries']:.1f} points).")
+smallest = min(table["queries"].min() for by_table in groups.values() for table in by_table.values())
+should_see(f"""
+Per dataset, which method is ahead in how many groups:
+
+{nl.join(lines)}
+
+A group's bar is only as precise as its size allows: the smallest has {smallest} queries, where one query moves
+the bar by {100 / smallest:.1f} points, so read gaps of a few points there as noise.
+""")
+
+# %%
+tables = {dataset: groups[dataset]["causes"] for dataset in DATASETS}
 for dataset, table in tables.items():
     display(table.style.format(precision=1).set_caption(
         f"{DATASETS[dataset]}: failures (target not in the top {K}) by cause"))
@@ -122,6 +208,38 @@ for dataset, table in tables.items():
               f"(R@{K} {column.min():.1f} over {table.loc[column.idxmin(), 'queries']} queries), "
               f"strongest on {column.idxmax()!r} ({column.max():.1f})")
 
+# %%
+# README, "Where they fail" (medium): each method's weakest cause (MoE, WeiMoCIR), and where WeiMoCIR is ahead
+MEDIUM_WEAKEST = {"fashioniq": ("negation", "negation"), "cirr": ("caption noise", "negation")}
+MEDIUM_AHEAD = {"fashioniq": [], "cirr": ["count", "addition", "caption noise"]}
+lines = []
+for dataset, table in tables.items():
+    trained, free = best[dataset]
+    weakest = [table[f"R@{K} {method}"].idxmin() for method in (trained, free)]
+    ahead = [cause for cause in table.index if table.loc[cause, f"R@{K} {free}"] > table.loc[cause, f"R@{K} {trained}"]]
+    lines.append(f"- **{DATASETS[dataset]}**: weakest cause {weakest[0]} for {trained} and {weakest[1]} for "
+                 f"{short(free, dataset)} (medium: {MEDIUM_WEAKEST[dataset][0]} for MoE, {MEDIUM_WEAKEST[dataset][1]} "
+                 f"for WeiMoCIR); WeiMoCIR is ahead on {len(ahead)} of {len(table)} causes"
+                 f"{': ' + ', '.join(ahead) if 0 < len(ahead) < len(table) else ''} (medium: "
+                 f"{', '.join(MEDIUM_AHEAD[dataset]) or 'none'}).")
+negation_weak = sum(table[f"R@{K} {m}"].idxmin() == "negation" for d, table in tables.items() for m in best[d])
+medium_negation = sum(cause == "negation" for causes in MEDIUM_WEAKEST.values() for cause in causes)
+cirr_table, (cirr_trained, cirr_free) = tables["cirr"], best["cirr"]
+counted = [c for c in ("count", "addition") if c in cirr_table.index
+           and cirr_table.loc[c, f"R@{K} {cirr_free}"] > cirr_table.loc[c, f"R@{K} {cirr_trained}"]]
+should_see(f"""
+The weakest causes, here and on the medium benchmark (README, "Where they fail"):
+
+{nl.join(lines)}
+
+Negation is the weakest cause for {negation_weak} of the 4 method-dataset pairs here ({medium_negation} of 4 on
+medium). It is hard for any method that compares one vector per image: "remove the disc" must *lower* the score
+of images that show a disc, while the text feature of "disc" pulls them closer.
+{f"WeiMoCIR is ahead on {' and '.join(counted)} here, as on medium: its caption side helps, because the gallery "
+ "captions name every object, so a caption can match “two triangles” where a single image vector blurs the count."
+ if counted else ""}
+""")
+
 # %% [markdown]
 # ## Do the two methods fail on the same queries?
 #
@@ -129,11 +247,37 @@ for dataset, table in tables.items():
 # help; if they fail together, those queries are hard for the frozen features themselves.
 
 # %%
+crosses = {}
 for dataset in DATASETS:
     frame, (trained, free) = outcomes[dataset], best[dataset]
-    crossed = pd.crosstab(frame[f"rank {trained}"] <= K, frame[f"rank {free}"] <= K,
-                          rownames=[f"{trained} finds it"], colnames=[f"{free} finds it"])
-    display(crossed.style.set_caption(DATASETS[dataset]))
+    crosses[dataset] = pd.crosstab(frame[f"rank {trained}"] <= K, frame[f"rank {free}"] <= K,
+                                   rownames=[f"{trained} finds it"], colnames=[f"{free} finds it"]
+                                   ).reindex(index=[True, False], columns=[True, False], fill_value=0)
+    display(crosses[dataset].style.set_caption(DATASETS[dataset]))
+
+# %%
+lines = []
+for dataset, crossed in crosses.items():
+    trained, free = best[dataset]
+    n, both = int(crossed.values.sum()), int(crossed.loc[False, False])
+    only_trained, only_free = int(crossed.loc[False, True]), int(crossed.loc[True, False])
+    single = 100 * max(crossed.loc[True].sum(), crossed[True].sum()) / n
+    lines.append(f"- **{DATASETS[dataset]}**: both miss {both} of {n} queries; only {trained} misses {only_trained}, "
+                 f"only {short(free, dataset)} {only_free}. Picking the right method per query would reach R@{K} "
+                 f"{100 * (n - both) / n:.1f}, {difference_text(100 * (n - both) / n, single)} than the better "
+                 f"one alone.")
+should_see(f"""
+The rows say whether {"/".join(best[d][0] for d in DATASETS)} finds the target in its top {K}, the columns
+whether WeiMoCIR does:
+
+{nl.join(lines)}
+
+The queries both miss are hard for the frozen features themselves: a better fusion of the same vectors will not
+find them, a better encoder might. The queries only one misses are what combining the two could win (averaging
+their scores, or choosing by edit type): that per-query choice is an upper bound no real combination reaches.
+On the medium benchmark (README) they fail together on 1,102 of 3,000 FashionIQ-style and 1,380 of 3,200
+CIRR-style queries, and on CIRR one alone fails on 427 (MoE) and 552 (WeiMoCIR) more.
+""")
 
 # %% [markdown]
 # ## The failures themselves
@@ -142,10 +286,11 @@ for dataset in DATASETS:
 # the method's top 5, and the target with the rank the method gave it (orange: not in the top 5).
 
 # %%
+shown = {}
 for dataset in DATASETS:
     path_of = synth_image_path(config.benchmark, DATASETS[dataset])
     for method in best[dataset]:
-        examples = failure_examples(outcomes[dataset], method, by="causes", k=K)
+        shown[dataset, method] = examples = failure_examples(outcomes[dataset], method, by="causes", k=K)
         if examples.empty:
             print(f"{DATASETS[dataset]} {method}: no failures at K={K}")
             continue
@@ -153,16 +298,57 @@ for dataset in DATASETS:
         figure.suptitle(f"{DATASETS[dataset]} · {method}: one failure per cause", fontsize=10)
         plt.show()
 
+# %%
+lines = []
+for (dataset, method), examples in shown.items():
+    if examples.empty:
+        continue
+    ranks = examples[f"rank {method}"]
+    reference_kept = sum(r.reference in top for r, top in zip(examples.itertuples(), examples[f"top {method}"]))
+    lines.append(f"- **{DATASETS[dataset]} · {short(method, dataset)}**: {len(examples)} failures, targets at "
+                 f"#{ranks.min()}–#{ranks.max()}" + (f"; in {reference_kept} of them the top 5 hold the reference "
+                                                       "image itself" if dataset == "fashioniq" else ""))
+should_see(f"""
+The orange frame in the last column is the target, labelled with the rank the method gave it (counted from 1,
+as in the table of outcomes); it is orange because it is not in the top 5, and here not even in the top {K}:
+
+{nl.join(lines)}
+
+Read each row left to right: the top 5 usually keep much of the reference (the garment's shape, its pattern,
+the same objects) and miss some of what the text asked for, such as the new colour or the absent sleeves: the
+failure is in applying the edit, not in recognising the reference. FashionIQ keeps the reference in the gallery,
+so a method that under-weighs the text retrieves the reference itself. The worst-ranked
+failure of each cause is shown, so these are the hardest cases, not typical ones.
+""")
+
+# %%
+caption_noise = {d: int(tables[d].loc["caption noise", "queries"]) if "caption noise" in tables[d].index else 0
+                 for d in DATASETS}
+takeaways([
+    f"""
+    Ranking by the selection metric: {"; ".join(f"{DATASETS[d]} {' > '.join(orders[d])}" for d in DATASETS)}
+    {"(medium: trained MoE and Combiner far ahead of WeiMoCIR on synth-fashioniq, WeiMoCIR slightly ahead on "
+     "synth-cirr)" if SMALL else ""}. The small benchmark is small: trust only gaps of many queries.""",
+    f"""
+    The group tables, not the overall recall, say where a method is weak: negation is the weakest cause for
+    {negation_weak} of the 4 method-dataset pairs here and {medium_negation} of 4 on medium.""",
+    f"""
+    The two methods fail together on {", ".join(f"{int(c.loc[False, False])} of {int(c.values.sum())} "
+    f"{DATASETS[d]}" for d, c in crosses.items())} queries: those need better features; the queries only one
+    misses are the room for combining them.""",
+    f"""
+    Vague captions ("caption noise", {" and ".join(f"{n} {DATASETS[d]}" for d, n in caption_noise.items() if n)}
+    queries here) fail by construction: another image fits the text too, so a "failure" may be a correct
+    retrieval the single ground truth does not credit. CIRR's Recall_subset and CIRCO's multiple ground truths
+    exist for this reason.""",
+])
+
 # %% [markdown]
-# ## What to take away
+# ## Exercises
 #
-# - The group tables, not the overall recall, say where a method is weak: compare a method's
-#   weakest cause with its strongest above.
-# - Spatial relations, counts and negations are where a single global vector per image is expected
-#   to struggle (it keeps *what* is there better than *where* or *how many*); the cause table shows
-#   how far that holds for each method here, and the README quotes it for the medium benchmark.
-# - Vague captions ("caption noise") fail by construction: another image fits the text too, so the
-#   "failure" may be a correct retrieval that the single ground truth does not credit. CIRR's
-#   Recall_subset and CIRCO's multiple ground truths exist for this reason.
-# - Queries both methods miss are candidates for a better encoder; queries only one misses are
-#   candidates for combining the two.
+# 1. Raise `K` to 50 and rerun the tables: which causes stop failing, and which stay hard?
+# 2. Pick a synth-cirr query that only WeiMoCIR finds (rows of `outcomes["cirr"]` whose WeiMoCIR rank is
+#    at most `K` and whose trained rank is above it) and read its text and edit types. What does WeiMoCIR's
+#    caption side know that the trained model does not?
+# 3. Group the failures by edit type instead of cause (`failure_examples(..., by="edit types")`): is one
+#    edit type behind most of a cause's failures?

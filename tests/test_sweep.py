@@ -14,7 +14,8 @@ from cirlib.metrics import circo_map, cirr_recall, fashioniq_recall
 from cirlib.metrics.ranks import subset_target_ranks, target_ranks
 from cirlib.sweep import (GRID, ScoreGrid, SweepResult, _named_metrics, _protocol,
                           best_cell, per_cell_sweep, sweep)
-from cirlib.sweep_report import CAPTION_SUBSETS, best_cells_markdown, caption_ablation
+from cirlib.sweep_report import (CAPTION_SUBSETS, best_cells_markdown, caption_ablation, feature_norms, near_best,
+                                 one_query_points, query_count, similarity_spread)
 from tests.helpers import random_split, tiny_model_dir
 
 KINDS = ("fashioniq", "cirr", "circo")
@@ -123,6 +124,38 @@ def test_caption_ablation_rows():
     assert list(rows) == list(CAPTION_SUBSETS)
     for row in rows.values():
         assert 0 <= row["best α"] <= 1 and row["best R@5"] >= row["R@5 at α=0.8, β=0.1"]
+
+
+def test_near_best_bounds_the_cells_within_the_margin():
+    values = np.array([[10.0, 20.0, 19.5], [12.0, 19.0, 15.0], [11.0, 18.0, 19.2]])
+    result = SweepResult(np.array([0.0, 0.5, 1.0]), np.array([0.0, 0.1, 0.2]), {"m": values}, "cirr", "slides")
+    assert near_best(result, "m", 0.0) == ((0.0, 0.0), (0.1, 0.1))
+    assert near_best(result, "m", 1.0) == ((0.0, 1.0), (0.1, 0.2))   # 19.5, 19.0 and 19.2 join the best 20.0
+    assert near_best(result, "m", 1.5) == ((0.0, 1.0), (0.1, 0.2))   # 18.0 is still out
+
+
+def test_norms_and_query_counts_cover_every_category():
+    first, second = random_split("fashioniq", queries=14), random_split("fashioniq", seed=1, queries=10)
+    for split, (image, text) in ((first, (2.0, 5.0)), (second, (4.0, 1.0))):
+        split.features.reference = torch.nn.functional.normalize(split.features.reference, dim=-1) * image
+        split.features.text = torch.nn.functional.normalize(split.features.text, dim=-1) * text
+    assert feature_norms(first) == pytest.approx({"image": 2.0, "text": 5.0})
+    assert feature_norms({"dress": first, "shirt": second}) == pytest.approx(
+        {"image": (14 * 2 + 10 * 4) / 24, "text": (14 * 5 + 10 * 1) / 24})  # a mean over queries, not categories
+    assert query_count(first) == 14 and query_count({"dress": first, "shirt": second}) == 24
+    assert one_query_points(first) == pytest.approx(100 / 14)
+    assert one_query_points({"dress": first, "shirt": second}) == pytest.approx(100 / (2 * 10))
+
+
+def test_similarity_spread_of_a_query_that_matches_one_image_and_of_one_equally_close_to_all():
+    split = random_split("cirr", dim=24)
+    f = split.features
+    f.gallery = torch.eye(24)                                 # 24 orthogonal gallery images
+    f.reference = 3.0 * f.gallery[[f.gallery_names.index(n) for n in f.reference_names]]
+    f.text = torch.ones(len(f.text), 24)                      # the same cosine with every image: no spread
+    one_hot = torch.zeros(24)
+    one_hot[0] = 1.0
+    assert similarity_spread(split) == pytest.approx({"image": float(one_hot.std()), "text": 0.0}, abs=1e-6)
 
 
 def test_small_benchmark_end_to_end_with_a_tiny_clip(small_benchmark, tmp_path):
