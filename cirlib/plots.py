@@ -4,7 +4,7 @@ heatmaps, recall per group."""
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -65,6 +65,28 @@ def retrieval_grid(queries: Sequence[tuple[Path, str]], results: Sequence[Sequen
         for ax in axes:
             if not ax.images:
                 ax.axis("off")
+    return figure
+
+
+def image_with_word_lists(image: Path, title: str, lists: Mapping[str, Sequence[str]], highlight: Collection[str] = (),
+                          thumb: float = 2.0) -> plt.Figure:
+    """An image (under ``title``, wrapped) beside one column of words per named list, e.g. the tokens nearest to
+    each method's pseudo-word of that image; words in ``highlight`` (say, the image's own caption words) are bold
+    and green."""
+    columns = 1 + len(lists)
+    rows = max((len(words) for words in lists.values()), default=0)
+    figure, axes = plt.subplots(1, columns, figsize=(thumb * (1 + 0.75 * len(lists)), max(thumb, 0.2 * rows + 0.8)),
+                                layout="constrained", gridspec_kw={"width_ratios": [1] + [0.75] * len(lists)})
+    axes = np.atleast_1d(axes)
+    _thumbnail(axes[0], image, "")
+    figure.suptitle(textwrap.fill(title, int(18 * thumb * (1 + 0.75 * len(lists)))), fontsize=8, x=0.01, ha="left")
+    for ax, (name, words) in zip(axes[1:], lists.items()):
+        ax.axis("off")
+        ax.set_title(name, fontsize=9)
+        for row, word in enumerate(words):
+            chosen = word in highlight
+            ax.text(0.05, 1 - (row + 0.5) / max(rows, 1), word, transform=ax.transAxes, va="center", fontsize=9,
+                    fontweight="bold" if chosen else "normal", color="green" if chosen else "black")
     return figure
 
 

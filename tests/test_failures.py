@@ -19,7 +19,7 @@ from cirlib.analysis.failures import (failure_examples, failures, grid_inputs, g
 from cirlib.data import CIRR  # noqa: E402
 from cirlib.evaluation import evaluate_cirr, evaluate_fashioniq  # noqa: E402
 from cirlib.fusion import sum_fusion, weighted_similarity  # noqa: E402
-from cirlib.plots import composed_queries, group_recall_bars, retrieval_grid  # noqa: E402
+from cirlib.plots import composed_queries, group_recall_bars, image_with_word_lists, retrieval_grid  # noqa: E402
 from tests.helpers import random_split  # noqa: E402
 
 
@@ -143,4 +143,17 @@ def test_the_readme_picture_has_one_row_per_example(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
     figure = composed_queries([(tmp_path / "a.png", "is red", tmp_path / "a.png")] * 2)
     assert np.array(figure.axes).size == 2 * 3 and "is red" in figure.axes[1].texts[0].get_text()
+    plt.close(figure)
+
+
+def test_word_lists_stand_beside_the_image_with_the_image_words_highlighted(tmp_path):
+    from PIL import Image
+    Image.new("RGB", (8, 6)).save(tmp_path / "a.png")
+    lists = {"Pic2Word": ["red", "grey", "dress"], "LinCIR": ["square"]}
+    figure = image_with_word_lists(tmp_path / "a.png", "img0: a red square", lists, highlight=["red", "square"])
+    image, *columns = figure.axes
+    assert image.images and [ax.get_title() for ax in columns] == ["Pic2Word", "LinCIR"]
+    assert [(t.get_text(), t.get_fontweight(), t.get_color()) for t in columns[0].texts] == [
+        ("red", "bold", "green"), ("grey", "normal", "black"), ("dress", "normal", "black")]
+    assert [t.get_text() for t in columns[1].texts] == ["square"] and "a red square" in figure._suptitle.get_text()
     plt.close(figure)

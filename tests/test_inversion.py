@@ -13,10 +13,11 @@ from cirlib.encoders import load_encoder
 from cirlib.encoders.clip_model import build_clip, build_tokenizer
 from cirlib.inversion import (LinCIRConfig, Pic2WordConfig, PromptEncoder, SearleConfig, encode_with_pseudo_words,
                               freeze, oti, train_lincir, train_pic2word, train_searle)
-from cirlib.inversion.concepts import CONCEPTS, concept_phrases, mask_keywords
+from cirlib.inversion.concepts import (ATTRIBUTE_WORDS, CONCEPTS, WORD_KINDS, attribute_words, concept_phrases,
+                                       keyword_runs, mask_keywords)
 from cirlib.inversion.evaluate import evaluate_inversion, inversion_method, invert_unique, load_inverter
 from cirlib.inversion.inject import token_embeddings
-from cirlib.inversion.loop import load_phi
+from cirlib.inversion.loop import finished_run, load_phi, loss_summary, run_seconds
 from cirlib.inversion.mapping import Phi, PhiConfig
 from cirlib.inversion.searle import ConceptBank
 from tests.helpers import TINY_CLIP, tiny_model_dir
@@ -87,6 +88,42 @@ def test_keyword_masking_replaces_each_run_of_vocabulary_words():
     assert mask_keywords("hello world") == "a photo of $ that hello world"
 
 
+def test_keyword_runs_are_what_masking_replaces_and_attribute_words_have_kinds():
+    caption = "a big red square in the top left on a grey background"
+    assert keyword_runs(caption) == ["a big red square", "the top left", "a grey background"]
+    assert len(keyword_runs(caption)) == mask_keywords(caption).count("$")
+    assert keyword_runs("hello world") == []
+    assert attribute_words(caption + ", a red disc") == ["big", "red", "square", "top", "left", "grey", "disc"]
+    assert {w: WORD_KINDS[w] for w in ("red", "grey", "square", "discs", "big", "left", "dress", "striped")} == {
+        "red": "colour", "grey": "colour", "square": "shape", "discs": "shape", "big": "size", "left": "place",
+        "dress": "garment", "striped": "garment"}
+    assert set(WORD_KINDS) == ATTRIBUTE_WORDS and not {"a", "the", "background", "photo"} & ATTRIBUTE_WORDS
+
+
+def test_nearest_tokens_of_a_real_word_embedding_start_with_that_word():
+    model, tokenizer = tiny_model("CLIP"), build_tokenizer(TINY_CLIP)
+    prompts = PromptEncoder(model, tokenizer, torch.device("cpu"))
+    ids = {"square": word_id(tokenizer, "square"), "dress": word_id(tokenizer, "dress")}
+    assert prompts.word_ids(["square", "t-shirt", "dress"]) == ids  # "t-shirt" is 3 tokens: left out
+    pseudo = token_embeddings(model)[[word_id(tokenizer, "square"), word_id(tokenizer, "dress")]].detach()
+    everywhere = prompts.nearest_tokens(3 * pseudo, k=4)  # the length does not matter: cosine
+    assert [row[0] for row in everywhere] == ["square", "dress"] and all(len(row) == 4 for row in everywhere)
+    among = prompts.nearest_tokens(pseudo, k=5, words=["star", "dress", "t-shirt", "square"])
+    assert [row[0] for row in among] == ["square", "dress"] and [sorted(row) for row in among] == [
+        ["dress", "square", "star"]] * 2  # k is capped by the 3 one-token words
+    assert prompts.nearest_tokens(-pseudo[:1], k=1) != [["square"]]
+
+
+def test_loss_summary_compares_the_first_and_last_tenth():
+    falling = [{"loss": 20.0 - i} for i in range(20)]  # tenths of 2 steps
+    assert loss_summary(falling) == {"first": 19.5, "last": 1.5, "still_falling": True}
+    flat = [{"loss": v} for v in [9.0, 7.0] + [1.0] * 18]
+    assert loss_summary(flat) == {"first": 8.0, "last": 1.0, "still_falling": False}
+    assert loss_summary([{"loss": 2.0}]) == {"first": 2.0, "last": 2.0, "still_falling": False}
+    with pytest.raises(ValueError, match="empty"):
+        loss_summary([])
+
+
 def test_concept_phrases_hold_the_concept_once_and_are_seeded():
     for concept in CONCEPTS:
         phrases = concept_phrases(concept, 7, seed=3)
@@ -130,6 +167,10 @@ def test_each_trainer_lowers_its_loss(tiny_setup, train, config_class, extra):
     first, last = _first_and_last(record["log"])
     assert record["step"] == 25 and last < 0.9 * first, (first, last)
     assert phi.config.output_dim == TINY_CLIP["text_cfg"]["width"]
+    seconds = run_seconds(record)
+    assert list(seconds)[-1] == "training steps" and seconds["training steps"] == record["log"][-1]["seconds"]
+    assert ("OTI of the training images" in seconds) == (train is train_searle) and min(seconds.values()) >= 0
+    assert finished_run(run) and not finished_run(root / "nothing here")
 
 
 def test_resumed_training_repeats_the_uninterrupted_numbers(tiny_setup, monkeypatch):
@@ -146,8 +187,10 @@ def test_resumed_training_repeats_the_uninterrupted_numbers(tiny_setup, monkeypa
     split = Pic2WordConfig(**{**common, "steps": 20}, out=str(root / "split"))
     with pytest.raises(KeyboardInterrupt):
         train_pic2word(split)
+    assert not finished_run(split.out)  # a checkpoint at step 10 of 20
     monkeypatch.setattr(loop, "step_seed", real_seed)
     resumed = load_phi(train_pic2word(split, resume=True))[1]["log"]
+    assert finished_run(split.out)
     assert [r["loss"] for r in resumed] == [r["loss"] for r in whole]
 
 

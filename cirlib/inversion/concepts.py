@@ -9,6 +9,8 @@
   the synthetic vocabulary uses it (colours, shapes, sizes, places, garment attributes), or it is
   a determiner or one of the captions' own nouns; the captions come from that vocabulary, so this
   finds the same runs without a parser.
+* **Attribute words**: the keywords that say what an image holds (no articles or generic nouns), each
+  with its kind (colour, shape, size, place, garment), to read what a pseudo-word's nearest words say.
 """
 
 from __future__ import annotations
@@ -41,23 +43,56 @@ KEYWORDS = frozenset(
     | _split(p for table in LENGTH_WORDS.values() for words in table.values() for p in words)
     | _split(p for cell in CELL_WORDS for p in cell) | _split(SHAPE_PLURALS.values())
     | set(_DETERMINERS) | set(_CAPTION_NOUNS))
+ATTRIBUTE_WORDS = KEYWORDS - set(_DETERMINERS) - set(_CAPTION_NOUNS)
+"""The keywords that say what an image holds: colours, shapes, sizes, places, garment attributes."""
+
+
+def _kind(kind: str, phrases) -> dict[str, str]:
+    return {word: kind for word in _split(phrases)}
+
+
+WORD_KINDS = {**_kind("garment", ATTRIBUTE_WORDS),
+              **_kind("place", (p for cell in CELL_WORDS for p in cell)),
+              **_kind("size", (p for words in SIZES.values() for p in words)),
+              **_kind("shape", (*(p for words in SHAPES.values() for p in words), *SHAPE_PLURALS.values())),
+              **_kind("colour", (p for _, words in (*COLOURS.values(), *BACKGROUNDS.values()) for p in words))}
+"""Attribute word -> what it names: "colour" (of an object, a garment or a background), "shape", "size",
+"place" (a grid cell) or "garment" (category, pattern, sleeves, length, neckline, graphic)."""
 
 _TOKEN = re.compile(r"[\w-]+|[^\w\s]")
+
+
+def _runs(caption: str, placeholder: str) -> list[tuple[bool, list[str]]]:
+    """The caption's words and punctuation, lower-cased, as (is a keyword run, tokens): each maximal run of
+    keywords is one entry, every other token an entry of its own."""
+    runs: list[tuple[bool, list[str]]] = []
+    for token in _TOKEN.findall(caption.lower().replace(placeholder, " ")):
+        keyword = token in KEYWORDS
+        if keyword and runs and runs[-1][0]:
+            runs[-1][1].append(token)
+        else:
+            runs.append((keyword, [token]))
+    return runs
 
 
 def mask_keywords(caption: str, placeholder: str = "$") -> str:
     """``caption`` with every maximal run of keywords replaced by one ``placeholder`` (LinCIR's
     self-masking). A caption without keywords becomes "a photo of $ that <caption>" (LinCIR's fallback)."""
-    tokens = _TOKEN.findall(caption.lower().replace(placeholder, " "))
-    out: list[str] = []
-    for token in tokens:
-        if token in KEYWORDS:
-            if not out or out[-1] != placeholder:
-                out.append(placeholder)
-        else:
-            out.append(token)
+    out = [token for keyword, tokens in _runs(caption, placeholder) for token in ([placeholder] if keyword else tokens)]
     text = " ".join(out).replace(" ,", ",")
     return text if placeholder in out else f"a photo of {placeholder} that {caption}"
+
+
+def keyword_runs(caption: str, placeholder: str = "$") -> list[str]:
+    """The runs of keywords that :func:`mask_keywords` replaces, in order: "a big red square in the top left"
+    gives ["a big red square", "the top left"]. All of them share one pseudo-word in LinCIR's training."""
+    return [" ".join(tokens) for keyword, tokens in _runs(caption, placeholder) if keyword]
+
+
+def attribute_words(caption: str) -> list[str]:
+    """The :data:`ATTRIBUTE_WORDS` a caption uses, once each, in order of appearance: what the caption says
+    the image holds (to compare with the words nearest to the image's pseudo-word)."""
+    return list(dict.fromkeys(t for t in _TOKEN.findall(caption.lower()) if t in ATTRIBUTE_WORDS))
 
 
 _GARMENT_PHRASES = ("a {colour} {concept}", "a {pattern} {concept}", "product photo of a {colour} {concept}",

@@ -16,7 +16,7 @@ prompt like "a photo of $" runs over 6 positions instead of the context length).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -156,6 +156,29 @@ class PromptEncoder:
         chunks = [self.model.encode_text(self.tokenizer(list(texts[i:i + batch_size])).to(self.device)).float()
                   for i in range(0, len(texts), batch_size)]
         return torch.cat(chunks) if chunks else torch.empty(0, device=self.device)
+
+    def word_ids(self, words: Iterable[str]) -> dict[str, int]:
+        """{word: token id} for the ``words`` that the tokenizer keeps as one token (others are left out)."""
+        ids = {word: self.tokenizer.encode(f" {word} ") for word in words}
+        return {word: found[0] for word, found in ids.items() if len(found) == 1}
+
+    @torch.no_grad()
+    def nearest_tokens(self, pseudo_words: torch.Tensor, k: int = 8,
+                       words: Iterable[str] | None = None) -> list[list[str]]:
+        """Per pseudo-word (row), the ``k`` tokens whose embeddings are nearest in cosine, nearest first: what
+        the pseudo-word "means". Searched in the whole vocabulary, or only among ``words`` (one token each)."""
+        table = token_embeddings(self.model).detach().float()
+        if words is None:
+            ids, names = torch.arange(len(table)), None
+        else:
+            found = self.word_ids(words)
+            ids, names = torch.tensor(list(found.values()), dtype=torch.int64), list(found)
+        similarity = (nn.functional.normalize(pseudo_words.float().to(table.device), dim=-1)
+                      @ nn.functional.normalize(table[ids.to(table.device)], dim=-1).T)
+        nearest = similarity.topk(min(k, len(ids)), dim=1).indices.tolist()
+        if names is not None:
+            return [[names[i] for i in row] for row in nearest]
+        return [[self.tokenizer.decode([int(ids[i])]).strip() for i in row] for row in nearest]
 
     @torch.no_grad()
     def compose(self, pseudo_words: torch.Tensor, texts: Sequence[str], template: str,

@@ -196,3 +196,36 @@ def load_phi(run: Path | str, device: torch.device | str = "cpu") -> tuple[Phi, 
     phi = build_phi(record["phi"])
     load_checkpoint(path, phi)
     return phi.to(device).eval(), record
+
+
+def finished_run(run: Path | str) -> bool:
+    """Whether ``run`` holds a finished run (its checkpoint reached the config's steps): training the same
+    config again with ``resume=True`` then reuses it as is, in about no time."""
+    path = Path(run) / CHECKPOINT
+    if not path.is_file():
+        return False
+    record = read_record(path, required=("step", "config"))
+    return record["step"] >= record["config"]["steps"]
+
+
+def run_seconds(record: dict) -> dict[str, float]:
+    """Where a run's time went, from its checkpoint record (``load_phi(run)[1]``), in seconds: loading the
+    encoder and the stream features, SEARLE's OTI of its training images (SEARLE runs only), and phi's training
+    steps (the time a progress bar over the steps shows). A resumed run counts its last session's setup."""
+    seconds = {"encoder and stream features": record["prepare_seconds"]}
+    if "oti_seconds" in record:
+        seconds["OTI of the training images"] = record["oti_seconds"]
+    return {**seconds, "training steps": record["train_seconds"]}
+
+
+def loss_summary(log: list[dict]) -> dict[str, float | bool]:
+    """A training curve in three numbers: the mean loss over the first and over the last tenth of the steps
+    (at least one step each, so that one noisy step does not decide), and whether it was still falling at the end
+    (the last tenth's mean below the tenth before it)."""
+    losses = [row["loss"] for row in log]
+    if not losses:
+        raise ValueError("the training log is empty")
+    window = max(1, len(losses) // 10)
+    before = losses[-2 * window:-window] or losses[:window]
+    last = sum(losses[-window:]) / window
+    return {"first": sum(losses[:window]) / window, "last": last, "still_falling": last < sum(before) / len(before)}
