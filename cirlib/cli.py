@@ -1,4 +1,4 @@
-"""The ``cirlib`` command line: synth, pretrain, zeroshot, train, eval, reproduce, demo."""
+"""The ``cirlib`` command line: synth, pretrain, zeroshot, train, eval, reproduce, demo, assignment."""
 
 from __future__ import annotations
 
@@ -132,6 +132,67 @@ def _demo(args: argparse.Namespace) -> None:
 
     names = set(DemoConfig.__dataclass_fields__) - {"benchmark", "fusions"}
     run_demo(DemoConfig(benchmark=args.out, **{name: getattr(args, name) for name in names}))
+
+
+def _assignment_release(args: argparse.Namespace) -> None:
+    from .assignment.release import default_notebooks, release, summary
+
+    print(summary(release(args.notebooks or default_notebooks(), args.out), args.out))
+
+
+def _assignment_check(args: argparse.Namespace) -> int:
+    from .assignment.selfcheck import passed_all, report, self_check
+
+    verdicts = self_check(args.notebook, timeout=args.timeout)
+    print(report(verdicts))
+    return 0 if passed_all(verdicts) else 1
+
+
+def _assignment_grade(args: argparse.Namespace) -> None:
+    from .assignment.grade import GradeOptions, grade
+    from .assignment.release import default_notebooks
+
+    options = GradeOptions(timeout=args.timeout, memory_mb=args.memory_mb or None, workers=args.workers,
+                           variant_seed_from=args.variant_seed_from)
+    reports = grade(args.submissions, args.out, args.instructor or default_notebooks(), options,
+                    lambda report: print(f"{report['student']}: {report['total']:g}/{report['max_total']:g} (manual "
+                                         "questions not counted)", flush=True))
+    print(f"graded {len(reports)} student(s) into {args.out}: students/<id>.json, class.csv, pass_rates.csv")
+
+
+def _add_assignment_parser(commands: argparse._SubParsersAction) -> None:
+    """`cirlib assignment release|check|grade` (docs/teaching.md)."""
+    assignment = commands.add_parser("assignment", help="course assignments: release, self-check, grade "
+                                                        "(docs/teaching.md)")
+    actions = assignment.add_subparsers(dest="action", required=True)
+    release = actions.add_parser("release", help="student notebooks (solutions as stubs, hidden tests removed, "
+                                                 "outputs cleared) and manifest.json")
+    release.add_argument("notebooks", nargs="*", help="instructor notebooks or py:percent scripts (default: "
+                                                      "notebooks/NN_*.ipynb)")
+    release.add_argument("--out", required=True, help="folder for the release (new, empty, or an earlier release)")
+    release.set_defaults(run=_assignment_release)
+
+    check = actions.add_parser("check", help="a student's self-check: run the notebook's checks in a fresh kernel; "
+                                             "exit status 0 only when all pass")
+    check.add_argument("notebook", help="the student's notebook")
+    check.add_argument("--timeout", type=float, default=60, help="seconds per cell (default: 60)")
+    check.set_defaults(run=_assignment_check)
+
+    grade = actions.add_parser("grade", help="grade a class: every student's notebooks with all checks, hidden "
+                                             "ones included, each in its own process")
+    grade.add_argument("submissions", help="folder with one sub-folder per student id holding the notebooks")
+    grade.add_argument("--out", required=True, help="folder for students/<id>.json, class.csv, pass_rates.csv")
+    grade.add_argument("--instructor", nargs="+", default=None,
+                       help="the instructor notebooks (default: notebooks/NN_*.ipynb)")
+    grade.add_argument("--timeout", type=float, default=60,
+                       help="seconds per answer and check cell (default: 60; setup cells get 600)")
+    grade.add_argument("--memory-mb", type=int, default=8192,
+                       help="address-space limit of each submission's kernel in MB (default: 8192: importing torch "
+                            "and open_clip reserves about 4.5 GB of address space; 0: no limit)")
+    grade.add_argument("--variant-seed-from", choices=("student_id",), default=None,
+                       help="derive each student's check inputs from their id (default: the same inputs for all)")
+    grade.add_argument("--workers", type=int, default=1, help="submissions graded at once (default: 1)")
+    grade.set_defaults(run=_assignment_grade)
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -282,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--runs", default="runs/demo", help="where the training runs go")
     _add_precision_argument(demo, "auto")
     demo.set_defaults(run=_demo)
+    _add_assignment_parser(commands)
     return parser
 
 
@@ -298,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; an error is one line on stderr and exit status 2 (``--debug``: the traceback)."""
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        status = args.run(args)  # a command may return its exit status (assignment check: 1 when a check fails)
     except KeyboardInterrupt:
         print("\ninterrupted; rerun the same command to resume (finished work is kept)", file=sys.stderr)
         return 130
@@ -307,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

@@ -286,14 +286,173 @@ takeaways([
 ])
 
 # %% [markdown]
-# ## Exercises
-# 1. synthclip pads each image to a square (`squarepad`), so every pixel is kept. Evaluate with
-#    `load_encoder("synthclip", preprocess="clip")`, the plain CLIP transform: it resizes the short side and
-#    centre-crops, cutting an eighth of the width off each side of the 4:3 scenes (an eighth of the height off
-#    the 3:4 garments). Which objects disappear ("in the left", "in the right"), and what does it cost in
-#    recall?
-# 2. Colour the feature map by the *shape* of the first object. Is shape or colour more visible?
-# 3. Search with the *noisy* captions (index 2) instead of the full ones. How much does R@1 drop?
-# 4. The raw sum leans towards the longer feature. Try $q = v + s\,t$ for a few scales $s$ (a lambda in place
-#    of `ZERO_SHOT_BASELINES["sum"]`): which $s$ gives the best CIRR Avg, and how does it compare with the ratio
-#    of the mean image and text norms given above?
+# ## Open questions
+# Each question is graded by hand: answer in the cell below it, in a few sentences, with the numbers you
+# measured (say which benchmark: `SMALL` or not).
+#
+# **1.** synthclip pads each image to a square (`squarepad`), so every pixel is kept. Evaluate with
+# `load_encoder("synthclip", preprocess="clip")`, the plain CLIP transform: it resizes the short side and
+# centre-crops, cutting an eighth of the width off each side of the 4:3 scenes (an eighth of the height off
+# the 3:4 garments). Which objects disappear ("in the left", "in the right"), and what does it cost in
+# recall?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_squarepad", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# None disappears whole; the objects of the left and right grid columns are cut. Their centres sit about a
+# sixth of the width from the edge (with jitter) and a large object's radius is about 0.09 of the width, so the
+# crop takes about a quarter of a large object at its cell's centre and up to half of any object jittered
+# towards the edge; the garments lose their top and bottom eighth (neckline, hem). It costs a lot because
+# synthclip was trained on padded images: on `SMALL`, sum falls from 32.9 to 20.2 CIRR Avg, from 75.3 to 61.1
+# FashionIQ avg and from 29.3 to 6.7 CIRCO mAP@10. Text only falls too (CIRR Avg 38.8 → 21.5) though its
+# query is unchanged: the gallery's image features change. Preprocess as the encoder was trained.
+# ### END SOLUTION
+
+# %% [markdown]
+# **2.** Colour the feature map by the *shape* of the first object. Is shape or colour more visible?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_shape_colour", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Colour, though neither forms clusters on the 2-D map: the background dominates its two components. Counted
+# with nearest neighbours as for the background above (on `SMALL`), an image's nearest neighbour has the same
+# first-object colour for 77% of the images (chance 25%) and the same shape for 65% (chance 30%); both are lifted
+# by the families, whose images share most objects. A colour changes many pixels' values, which a global feature
+# keeps; two shapes of similar area (a disc, a hexagon) differ only along their contour.
+# ### END SOLUTION
+
+# %% [markdown]
+# **3.** Search with the *noisy* captions (index 2) instead of the full ones. How much does R@1 drop?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_noisy_captions", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# By about two thirds: on `SMALL`, text→image R@1 falls from 41.0% with the full captions to 13.9% with the noisy
+# ones (R@5 from 67.4% to 34.0%; the partial captions give 16.7% R@1). A noisy caption leaves objects out, uses
+# synonyms ("rhombus", "disc") and gets some attributes wrong (a green disc that is orange), so it fits the
+# scene's family siblings as well as, or better than, the scene itself.
+# ### END SOLUTION
+
+# %% [markdown]
+# **4.** The raw sum leans towards the longer feature. Try $q = v + s\,t$ for a few scales $s$ (a lambda in place
+# of `ZERO_SHOT_BASELINES["sum"]`): which $s$ gives the best CIRR Avg, and how does it compare with the ratio
+# of the mean image and text norms given above?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_text_scale", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# On `SMALL`, CIRR Avg rises from 32.9 at $s = 1$ to 43.8 at $s = 2$ and 46.5 at $s = 4$, then falls (44.8 at
+# $s = 6$); FashionIQ avg peaks near $s = 2$ (83.9 against 75.3). The mean norms are close (image 23.1, text
+# 21.9: a ratio of 1.05), so equalising the lengths alone changes little. The best $s$ is 2 to 4 times that:
+# the text must outweigh the image, because it carries the edit while $v$ pulls the query towards the reference
+# and its near-identical siblings (Rsubset@1 rises from 39.6 to 51.7 between $s = 1$ and $s = 4$).
+# ### END SOLUTION
+
+# %% [markdown]
+# ## Graded exercises
+# Each exercise asks for one function; the cell below it checks the function against `cirlib`'s tested
+# implementation on small inputs made from a fixed seed. `check` is silent when every case passes and otherwise
+# stops at the first failing case, naming it. The cells use nothing defined above: run the setup cell, then any
+# exercise. Write plain torch (or numpy); calling `cirlib.metrics` would defeat the purpose.
+#
+# Gallery images are the columns of `similarity` (0 to G-1) and queries its rows.
+
+# %% nbgrader={"grade": false, "grade_id": "setup_01", "locked": true, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
+import torch
+
+from cirlib.assignment import check
+
+# %% [markdown]
+# ### 1. Recall@K, with the tie rule (2 points)
+# Count ranks without sorting: a target's rank is one plus the number of images placed before it.
+
+# %% nbgrader={"grade": false, "grade_id": "recall_at_k", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def recall_at_k(similarity, targets, ks):
+    """Recall@K in percent, every gallery image ranked (FashionIQ's protocol: the reference stays).
+
+    similarity: (Q, G) float tensor, similarity[i, j] = score of gallery image j for query i.
+    targets: (Q,) int64 tensor, the gallery column of each query's one correct image.
+    ks: tuple of positive ints; a K may exceed G (then every target is within the first K).
+    Ranking: descending score; equal scores are ordered by LOWER gallery index first. Ranks count from 1.
+    Returns {K: 100 * (fraction of queries whose target has rank <= K)} for each K in ks, values Python floats.
+    """
+    ### BEGIN SOLUTION
+    own = similarity.gather(1, targets[:, None])  # (Q, 1) each target's score
+    columns = torch.arange(similarity.shape[1])
+    ahead = (similarity > own) | ((similarity == own) & (columns < targets[:, None]))  # placed before the target
+    rank = 1 + ahead.sum(dim=1)
+    return {k: 100.0 * (rank <= k).double().mean().item() for k in ks}
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "recall_at_k_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check("recall_at_k", recall_at_k)
+### BEGIN HIDDEN TESTS
+check("recall_at_k", recall_at_k, hidden=True)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### 2. CIRR's R@K and Recall_subset@K, the reference removed (2 points)
+
+# %% nbgrader={"grade": false, "grade_id": "cirr_recall_at_k", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def cirr_recall_at_k(similarity, references, targets, subsets, ks, subset_ks):
+    """CIRR's recalls in percent: R@K over the gallery and Recall_subset@K over the image set, reference removed.
+
+    similarity: (Q, G) float tensor (rows: queries, columns: gallery images).
+    references, targets: (Q,) int64 tensors, each query's reference and correct image (gallery columns, different).
+    subsets: (Q, S) int64 tensor, the gallery columns of each query's image set, in no particular order; a set
+      holds the query's reference and target.
+    ks, subset_ks: tuples of positive ints; a K may exceed the number of images ranked.
+    R@K ranks every gallery image except the query's reference; Rsubset@K ranks only the members of the query's
+    set except the reference. Both: descending score, equal scores by LOWER gallery index (the column, not the
+    position in `subsets`), ranks count from 1, percent = 100 * fraction of queries whose target has rank <= K.
+    Returns {"R@<K>": percent for K in ks} merged with {"Rsubset@<K>": percent for K in subset_ks}, e.g.
+    {"R@1": ..., "R@5": ..., "Rsubset@1": ...}, values Python floats.
+    """
+    ### BEGIN SOLUTION
+    own = similarity.gather(1, targets[:, None])
+    columns = torch.arange(similarity.shape[1])
+    ahead = (similarity > own) | ((similarity == own) & (columns < targets[:, None]))
+    ahead &= columns != references[:, None]  # the reference is not ranked at all
+    in_set = torch.zeros_like(ahead).scatter(1, subsets, True)
+    rank, subset_rank = 1 + ahead.sum(dim=1), 1 + (ahead & in_set).sum(dim=1)
+    recall = {f"R@{k}": 100.0 * (rank <= k).double().mean().item() for k in ks}
+    return recall | {f"Rsubset@{k}": 100.0 * (subset_rank <= k).double().mean().item() for k in subset_ks}
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "cirr_recall_at_k_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check("cirr_recall_at_k", cirr_recall_at_k)
+### BEGIN HIDDEN TESTS
+check("cirr_recall_at_k", cirr_recall_at_k, hidden=True)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### 3. CIRCO's mAP@K, several correct images per query (3 points)
+
+# %% nbgrader={"grade": false, "grade_id": "circo_map_at_k", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def circo_map_at_k(similarity, ground_truth, ks):
+    """CIRCO's mAP@K in percent; the reference stays in the ranking (SEARLE's evaluation).
+
+    similarity: (Q, G) float tensor (rows: queries, columns: gallery images).
+    ground_truth: list of Q lists; list i holds the distinct gallery columns of query i's correct images (>= 1).
+    ks: tuple of positive ints; a K may exceed G.
+    Ranking: descending score, equal scores by LOWER gallery index first. With rel(k) = 1 when the k-th ranked image
+    is correct (0 beyond the gallery's end) and P@k = (correct images among the first k) / k:
+      AP@K = (1 / min(K, number of correct images)) * sum over k = 1..K of P@k * rel(k),
+      mAP@K = 100 * mean of AP@K over the queries.
+    Returns {K: mAP@K} for each K in ks, values Python floats.
+    """
+    ### BEGIN SOLUTION
+    order = torch.argsort(similarity, dim=1, descending=True, stable=True)  # stable: ties keep the lower index
+    correct = torch.zeros(similarity.shape, dtype=torch.bool)
+    for query, columns in enumerate(ground_truth):
+        correct[query, columns] = True
+    rel = correct.gather(1, order).double()  # rel[i, k-1] = rel(k) of query i
+    precision = rel.cumsum(dim=1) / torch.arange(1, rel.shape[1] + 1)
+    gained = (precision * rel).cumsum(dim=1)  # gained[i, K-1] = sum over k <= K of P@k * rel(k)
+    found = correct.sum(dim=1)
+    depth = rel.shape[1]
+    return {k: 100.0 * (gained[:, min(k, depth) - 1] / found.clamp(max=k)).mean().item() for k in ks}
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "circo_map_at_k_check", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+check("circo_map_at_k", circo_map_at_k)
+### BEGIN HIDDEN TESTS
+check("circo_map_at_k", circo_map_at_k, hidden=True)
+### END HIDDEN TESTS

@@ -338,12 +338,141 @@ takeaways([
 ])
 
 # %% [markdown]
-# ## Exercises
-# 1. Set `fusion_options: {routing: soft}` for the MoE. Does soft routing train faster or slower, and
-#    does it end higher?
-# 2. The Combiner's residual uses the *raw* features. Train with `dropout: 0.0`: how much does the
-#    gap between training loss and validation recall change?
-# 3. Switch on CLIP-CD's pseudo triplets (`pseudo_triplets: {eps_low: 0.9, eps_high: 0.995}`) and
-#    read the counts in the result (`run_fusion_job(...)["pseudo triplets"]`): are the paper's thresholds
-#    sensible for synthclip's cosines?
-# 4. Reduce `batch_size` to 32. Why does a batch-based classification loss depend on the batch size?
+# ## Open questions
+# Each question is graded by hand: answer in the cell below it, in a few sentences, with the numbers you
+# measured (say which benchmark: `SMALL` or not). Change a config with `config_variant(..., fusion_options=...)`
+# as `notebook_config` does; a changed config trains in a new run folder.
+#
+# **1.** Set `fusion_options: {routing: soft}` for the MoE. Does soft routing train faster or slower, and
+# does it end higher?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_soft_routing", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Neither clearly. On `SMALL` (6 epochs) the training loss follows top-2's closely: 1.88 against 1.97 at the last
+# epoch on synth-fashioniq, 2.69 against 2.58 on synth-cirr. Validation: best avg 83.1 against 82.2 on
+# synth-fashioniq; best Avg 38.3 against 40.0 on synth-cirr (both at epoch 1: both overfit afterwards). These
+# gaps are two to four queries (one is 0.56 and 0.42 points), so no winner; and soft routing
+# runs all four experts for every query, twice top-2's expert compute. With every expert getting every query's
+# gradient, soft routing also cannot collapse the way top-k does (notebook 03).
+# ### END SOLUTION
+
+# %% [markdown]
+# **2.** The Combiner's residual uses the *raw* features. Train with `dropout: 0.0`: how much does the
+# gap between training loss and validation recall change?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_dropout", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# A little, because the configs' dropout is only 0.1 (not CLIP4Cir's 0.5). On `SMALL` the last training loss
+# falls by about 0.1 (1.96 against 2.07 on synth-fashioniq, 2.77 against 2.88 on synth-cirr) while validation
+# at the last epoch drops by 0.6 avg and 1.0 Avg (84.4 against 85.0, 32.5 against 33.5); the best epochs are
+# within a query of each other. So the gap widens slightly: the model fits its few hundred triplets better and
+# generalises no better. Dropout matters little here partly because the residual $\lambda t + (1-\lambda) v$
+# carries the raw features past it: only the branch $b$ and the gate are regularised.
+# ### END SOLUTION
+
+# %% [markdown]
+# **3.** Switch on CLIP-CD's pseudo triplets (`pseudo_triplets: {eps_low: 0.9, eps_high: 0.995}`) and
+# read the counts in the result (`run_fusion_job(...)["pseudo triplets"]`): are the paper's thresholds
+# sensible for synthclip's cosines?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_pseudo_triplets", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# No, they let almost everything through. On `SMALL`, synth-fashioniq's 600 training triplets give 3,170
+# candidates (of at most 600 × 2 × 4 = 4,800: most images have 2 to 4 neighbours with cosine in [0.9, 0.995]),
+# of which 2,562 (81%) pass the match threshold; synth-cirr's 320 give 1,939 candidates and keep 1,859 (96%).
+# Pseudo triplets then outnumber the real ones four to six times, and validation does not improve (best avg
+# 84.7 against 85.0, best Avg 39.0 against 39.4). The thresholds are cosines of the paper's RN50x4 after stage 1;
+# synthclip's images of one domain are more alike, so the window should be raised (look at the distribution of
+# image cosines first) until each image keeps only its few near-substitutes.
+# ### END SOLUTION
+
+# %% [markdown]
+# **4.** Reduce `batch_size` to 32. Why does a batch-based classification loss depend on the batch size?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_batch_size", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# The batch's other targets are the negatives: with $B$ triplets each query picks its target among $B$, so
+# chance level is $\log B$ and a smaller batch is an easier classification with fewer, less confusable negatives.
+# Loss values are therefore not comparable across batch sizes: on `SMALL` the last training loss is 1.26 at
+# $B = 32$ against 2.07 at $B = 64$ on synth-fashioniq ($\log 32 = 3.5$, $\log 64 = 4.2$). Validation is
+# lower with the weaker negatives despite twice the steps per epoch: best avg 84.4 against 85.0, best Avg 37.1
+# against 39.4.
+# ### END SOLUTION
+
+# %% [markdown]
+# ## Graded exercises
+# Each exercise asks for one function; the cell below it checks the function against `cirlib`'s tested
+# implementation on small inputs made from a fixed seed (random weights and features, not the runs above).
+# `check` is silent when every case passes and otherwise stops at the first failing case, naming it. The cells
+# use nothing defined above: run the setup cell, then any exercise. Write plain torch; building a
+# `cirlib.fusion.Combiner` or calling `cirlib.train.loss` would defeat the purpose.
+
+# %% nbgrader={"grade": false, "grade_id": "setup_02", "locked": true, "schema_version": 3, "solution": false, "task": false}
+import torch
+
+from cirlib.assignment import check
+
+# %% [markdown]
+# ### 1. The Combiner's forward pass, from its weights (3 points)
+# The formulas are in "The models and the loss" above; here in eval mode, where every dropout is the identity.
+
+# %% nbgrader={"grade": false, "grade_id": "combiner_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def combiner_forward(state_dict, image, text):
+    """CLIP4Cir's Combiner in eval mode (every dropout off), computed from its weights: the query features q.
+
+    state_dict: a `cirlib.fusion.Combiner(D, P, H)`'s `state_dict()`, {name: float32 tensor}. The linear layer
+      `name` maps x to x @ state_dict[name + ".weight"].T + state_dict[name + ".bias"]. The layers:
+      "text_projection.0" and "image_projection.0" (D -> P), "combiner.0" (2P -> H), "output" (H -> D),
+      "dynamic_scalar.0.0" (2P -> H) and "dynamic_scalar.1" (H -> 1).
+    image, text: (N, D) float32 raw (unnormalised) features v and t.
+    With relu and sigmoid applied element-wise:
+      c = [relu(text_projection(t)), relu(image_projection(v))]   concatenated along the last dim, text first (2P)
+      b = output(relu(combiner.0(c)))                                (N, D)
+      λ = sigmoid(dynamic_scalar.1(relu(dynamic_scalar.0.0(c))))     (N, 1)
+    Returns q = normalize(b + λ t + (1 - λ) v), each row divided by its L2 norm: (N, D) float32.
+    """
+    ### BEGIN SOLUTION
+    def linear(name, x):
+        return x @ state_dict[name + ".weight"].T + state_dict[name + ".bias"]
+
+    joint = torch.cat([linear("text_projection.0", text).relu(), linear("image_projection.0", image).relu()], dim=-1)
+    branch = linear("output", linear("combiner.0", joint).relu())
+    gate = torch.sigmoid(linear("dynamic_scalar.1", linear("dynamic_scalar.0.0", joint).relu()))
+    query = branch + gate * text + (1 - gate) * image
+    return query / query.norm(dim=-1, keepdim=True)
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "combiner_forward_check", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+check("combiner_forward", combiner_forward)
+### BEGIN HIDDEN TESTS
+check("combiner_forward", combiner_forward, hidden=True)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### 2. The batch classification loss (2 points)
+# With several processes, each gathers every process's targets and its queries' own targets start at row
+# `first_label` of the gathered ones (0 on one process).
+
+# %% nbgrader={"grade": false, "grade_id": "bbc_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def bbc_loss(queries, targets, logit_scale, first_label):
+    """The batch classification loss: the cross-entropy of each query against every target of the batch.
+
+    queries: (N, D) query features; targets: (M, D) target features, M >= first_label + N; any float dtype, but
+      compute in float32 (convert first). logit_scale: a float; first_label: an int >= 0.
+    logits[i, j] = logit_scale * cos(queries[i], targets[j]), cos = the dot product of the two L2-normalised rows.
+    Query i's right class is target row first_label + i, so its loss is -log softmax(logits[i])[first_label + i].
+    Returns the mean of the N query losses, a float32 0-dim tensor.
+    """
+    ### BEGIN SOLUTION
+    q, t = queries.float(), targets.float()
+    logits = logit_scale * (q / q.norm(dim=1, keepdim=True)) @ (t / t.norm(dim=1, keepdim=True)).T
+    rows = torch.arange(len(q))
+    log_softmax = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    return -log_softmax[rows, first_label + rows].mean()
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "bbc_loss_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check("bbc_loss", bbc_loss)
+### BEGIN HIDDEN TESTS
+check("bbc_loss", bbc_loss, hidden=True)
+### END HIDDEN TESTS

@@ -181,8 +181,8 @@ One bright column per dataset. {" ".join(
     f"{len(by_type[d][0])} edit types, and NMI = {nmi[d]:.3f}." for d in DATASETS)} NMI is near 0 not because the
 experts share the edit types out at random, but because one expert is the top expert for (nearly) everything: a
 label that is (almost) constant can carry no information about the edit type. No specialisation can show while
-the router is collapsed (medium: NMI at most 0.0074, README "The MoE router collapses"). Exercise 1 trains with a
-load-balancing loss.
+the router is collapsed (medium: NMI at most 0.0074, README "The MoE router collapses"). Open question 1 trains
+with a load-balancing loss.
 """)
 
 # %% [markdown]
@@ -270,11 +270,170 @@ takeaways([
 ])
 
 # %% [markdown]
-# ## Exercises
-# 1. Train with `load_balance_weight: 0.01` (and `router_noise: 1.0`). Does utilisation even out,
-#    and what happens to the NMI and to recall?
-# 2. Restrict the heatmap to queries with a single edit type. Are the patterns sharper?
-# 3. Which queries change when the dominant expert is switched off? Compare each query's top 5 with and
-#    without it (`fusion_method` and `expert_off_method` give the two query vectors) and look at a few in
-#    a retrieval grid (notebook 01's `retrieval_grid`).
-# 4. With `top_k: 1` every query uses one expert. Is the router more or less specialised?
+# ## Open questions
+# Each question is graded by hand: answer in the cell below it, in a few sentences, with the numbers you
+# measured (say which benchmark: `SMALL` or not). Change the MoE with `config_variant(..., fusion_options=...)`
+# as `moe_config` does; a changed config trains in a new run folder.
+#
+# **1.** Train with `load_balance_weight: 0.01` (and `router_noise: 1.0`). Does utilisation even out,
+# and what happens to the NMI and to recall?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_load_balance", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Hardly, at this weight. On `SMALL` (6 epochs) synth-fashioniq's router moves from one expert carrying 0.99 of
+# the mean router weight to two carrying 0.83 and 0.17 (top expert for 90% and 10% of the queries); synth-cirr's
+# stays collapsed (0.90, top expert for every query). NMI stays near 0 (0.004 and 0.000, against 0.000 and
+# 0.015 without). Recall moves by a few queries: best avg 83.6 against 82.2, best Avg 39.6 against 40.0. A weight
+# of 0.01 on a loss that is at most E - 1 = 3 is small beside the classification loss (about 2 to 7): it needs a
+# larger weight to compete. And balanced experts need not specialise by edit type.
+# ### END SOLUTION
+
+# %% [markdown]
+# **2.** Restrict the heatmap to queries with a single edit type. Are the patterns sharper?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_single_type", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# No, the dominant expert's column stays the only bright one. On `SMALL` only 36 of 180 synth-fashioniq queries and
+# 30 of 240 synth-cirr queries have a single edit type. On synth-fashioniq the dominant expert gets 0.99 to 1.00
+# of the weight for every type and NMI stays 0; on synth-cirr its weight ranges from 0.52 to 0.97 by type and NMI
+# rises to 0.11, but that is 30 queries, a few per type, so the table is mostly noise. Splitting multi-type
+# queries' weight is not what hides a pattern: the collapsed router is.
+# ### END SOLUTION
+
+# %% [markdown]
+# **3.** Which queries change when the dominant expert is switched off? Compare each query's top 5 with and
+# without it (`fusion_method` and `expert_off_method` give the two query vectors) and look at a few in
+# a retrieval grid (notebook 01's `retrieval_grid`).
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_knockout_queries", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Almost all of them, but only a little. On `SMALL` synth-cirr, the top 5 (in order) differs for 230 of the 240
+# queries, yet the two query vectors stay close (cosine 0.97 on average, 0.94 at least): the router hands the
+# dominant expert's share to the next expert, and the gate's residual mix of the raw $t$ and $v$, which does most
+# of the work, is untouched. The top-5 lists mostly swap near-identical family siblings, which is why recall
+# moves by only a few queries. The queries whose lists change are those that gave the dominant expert the most
+# weight (0.89 on average, against 0.62 for the 10 unchanged).
+# ### END SOLUTION
+
+# %% [markdown]
+# **4.** With `top_k: 1` every query uses one expert. Is the router more or less specialised?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_top1", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Less collapsed, but not more specialised. On `SMALL` with top-1 the queries spread over three experts (top
+# shares 0.41, 0.18, 0.37 on synth-fashioniq; 0.28, 0.34, 0.38 on synth-cirr) instead of one, yet NMI is only
+# 0.027 and 0.026: the experts split the queries by something other than the edit type. With one expert the
+# softmax over a single logit is always 1, so the router's logits get no gradient from the loss through the
+# weights: the choice stays what the random initialisation made it (weight decay only shrinks the logits). Recall
+# is as before (best avg 82.2, best Avg 40.0).
+# ### END SOLUTION
+
+# %% [markdown]
+# ## Graded exercises
+# Each exercise asks for one function; the cell below it checks the function against `cirlib`'s tested
+# implementation on small inputs made from a fixed seed (random router logits and weights, not the model above).
+# `check` is silent when every case passes and otherwise stops at the first failing case, naming it. The cells
+# use nothing defined above: run the setup cell, then any exercise. Write plain torch (or numpy); calling
+# `cirlib.fusion.moe` or `cirlib.analysis.gating` would defeat the purpose.
+
+# %% nbgrader={"grade": false, "grade_id": "setup_03", "locked": true, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
+import torch
+
+from cirlib.assignment import check
+
+# %% [markdown]
+# ### 1. Top-k routing weights (2 points)
+# The formula is in "Top-k routing, the mixture and the gate" above.
+
+# %% nbgrader={"grade": false, "grade_id": "top_k_routing", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def top_k_routing(logits, top_k):
+    """A Mixture of Experts' router weights with top-k routing.
+
+    logits: (N, E) router logits z, any float dtype; -inf marks a switched-off expert. top_k: an int k with
+      1 <= k <= E; every row has at least k finite logits, and no two logits of a row tie at the k-th place.
+    For each row, S = the k experts with the largest logits; w_e = exp(z_e) / sum over e' in S of exp(z_e') for e in
+    S, and w_e = 0 for every other expert. Compute in float32, and stay finite for logits in the thousands.
+    Returns (N, E) float32 weights; each row sums to 1.
+    """
+    ### BEGIN SOLUTION
+    z = logits.float()
+    values, experts = z.topk(top_k, dim=1)
+    kept = torch.exp(values - values[:, :1])  # minus the row's largest logit: exp never overflows
+    return torch.zeros_like(z).scatter(1, experts, kept / kept.sum(dim=1, keepdim=True))
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "top_k_routing_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check("top_k_routing", top_k_routing)
+### BEGIN HIDDEN TESTS
+check("top_k_routing", top_k_routing, hidden=True)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### 2. A load-balancing loss (1 point)
+# The model above trains without one, and its router collapsed. Shazeer et al. (2017) penalise unequal
+# *importance*, the total router weight each expert receives over a batch.
+
+# %% nbgrader={"grade": false, "grade_id": "load_balance_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def load_balance_loss(weights):
+    """The squared coefficient of variation of the experts' importance over a batch.
+
+    weights: (N, E) router weights, any float dtype (compute in float32).
+    importance_e = sum over the N queries of weights[:, e]; with m = the mean of the E importances and
+    var = the mean of (importance_e - m)^2 over the E experts (divide by E, not E - 1),
+    loss = var / (m^2 + 1e-10): 0 when every expert carries the same total weight.
+    Returns a float32 0-dim tensor.
+    """
+    ### BEGIN SOLUTION
+    importance = weights.float().sum(dim=0)
+    mean = importance.mean()
+    return ((importance - mean) ** 2).mean() / (mean ** 2 + 1e-10)
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "load_balance_loss_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+check("load_balance_loss", load_balance_loss)
+### BEGIN HIDDEN TESTS
+check("load_balance_loss", load_balance_loss, hidden=True)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### 3. NMI between the top expert and the edit type (3 points)
+# The number in the heatmaps' titles above: how much the top expert tells about what a query asks for.
+
+# %% nbgrader={"grade": false, "grade_id": "top_expert_nmi", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def top_expert_nmi(weights, types):
+    """Normalised mutual information between each query's top expert and its edit type(s), in [0, 1].
+
+    weights: (N, E) router weights; types: a list of N non-empty lists of distinct edit-type names (str).
+    The top expert of query n is the argmax of weights[n] (ties: the lower expert index). Each (query n, type in
+    types[n]) pair is one observation (top expert of n, type) with weight 1 / len(types[n]). Their weights, summed
+    per (expert a, type b) and divided by the total, give the joint distribution p(a, b); p(a), p(b) are its
+    marginals. With natural logarithms and sums over the non-zero terms only:
+      I = sum p(a, b) log(p(a, b) / (p(a) p(b))),  H(A) = -sum p(a) log p(a),  H(B) = -sum p(b) log p(b),
+      NMI = 2 I / (H(A) + H(B)), and NMI = 0 when H(A) = 0 or H(B) = 0 (one label is constant).
+    Returns a Python float.
+    """
+    ### BEGIN SOLUTION
+    names = sorted({name for row in types for name in row})
+    joint = np.zeros((weights.shape[1], len(names)))
+    for expert, row in zip(weights.argmax(dim=1).tolist(), types):
+        for name in row:
+            joint[expert, names.index(name)] += 1 / len(row)
+    joint /= joint.sum()
+    p_a, p_b = joint.sum(axis=1), joint.sum(axis=0)
+
+    def entropy(p):
+        return float(-(p[p > 0] * np.log(p[p > 0])).sum())
+
+    if entropy(p_a) == 0 or entropy(p_b) == 0:
+        return 0.0
+    nonzero = joint > 0
+    mutual = (joint[nonzero] * np.log(joint[nonzero] / np.outer(p_a, p_b)[nonzero])).sum()
+    return float(2 * mutual / (entropy(p_a) + entropy(p_b)))
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "top_expert_nmi_check", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+check("top_expert_nmi", top_expert_nmi)
+### BEGIN HIDDEN TESTS
+check("top_expert_nmi", top_expert_nmi, hidden=True)
+### END HIDDEN TESTS

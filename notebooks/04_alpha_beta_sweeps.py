@@ -259,7 +259,7 @@ similarities more, and its best α ({span(balance["best α"].min(), balance["bes
 # %% [markdown]
 # ## The best cell, next to the baselines
 # The best cell is chosen on the same val split it is reported on, so it is an upper bound; a fair
-# protocol picks α and β on a held-out split (an exercise below).
+# protocol picks α and β on a held-out split (open question 1, and the graded exercise `choose_alpha_beta`).
 
 # %%
 rows = {}
@@ -287,7 +287,7 @@ WeiMoCIR's best cell against the baselines, per dataset:
 
 These best cells are upper bounds: each is the best of 121 cells on the very queries it is reported on (on
 synth-cirr {len(cirr.features.text)} queries, one query = {points:.2f} points), so part of its lead is luck;
-exercise 1 picks α and β on the train split instead.
+open question 1 picks α and β on the train split instead.
 
 **Against the trained models.** On the medium benchmark (README, "The main job's results") the trained
 Combiner and MoE reach 52.1 and 55.4 avg R@10 on synth-fashioniq against 36.7 for WeiMoCIR's best cell: a
@@ -493,15 +493,128 @@ takeaways([
 ])
 
 # %% [markdown]
-# ## Exercises
+# ## Open questions
+# Answer each in the cell below it, in words and with the numbers you computed (graded by hand).
+#
 # 1. Choose α and β on the *train* split (`synth_captioned_splits(encoder, cache, benchmark, split="train",
 #    datasets=["synth-fashioniq", "synth-cirr"])`; synth-circo has no train split) and report them on val.
 #    How far is that from the best val cell?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_train_split_choice", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Sweep both train splits (`sweep(train[name], progress=False)`), take `best_cell(train_sweep, SELECT_BY[kind])`
+# and read that cell on val with `sweeps[name].at(alpha, beta)`. With `SMALL = True` (synthclip): synth-fashioniq
+# picks α=0.6, β=0.3 on train, which scores 84.4 avg on val against the val-tuned 84.7 (α=0.6, β=0); synth-cirr
+# picks α=0.7, β=0.2, 44.4 Avg on val against 46.7 (α=0.8, β=0.1). The held-out choice lands next to the val
+# optimum (one grid step in α or β) and loses 0.3 and 2.3 points: that is how optimistic the val-tuned "best
+# cell" is. On the small val split such a gap is a few queries, so a good answer also says it is partly noise.
+# ### END SOLUTION
+
+# %% [markdown]
 # 2. The code variant's α was predicted above from the *mean* norms. Plot the per-query ratio
 #    ‖t‖/‖v‖ (`splits["synth-cirr"].features.text.norm(dim=-1) / ....reference.norm(dim=-1)`): is the mean
 #    representative, or do some queries get a very different mix at the same α?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_norm_ratio", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# A histogram of the ratio r = ‖t‖/‖v‖ on synth-cirr (SMALL) is narrow: mean 0.95, standard deviation 0.09, 90 % of
+# the queries between 0.80 and 1.10 (extremes 0.76 and 1.14). At a code α = a the slides' equivalent is
+# a·r / (a·r + (1-a)), so at a = 0.8 it ranges 0.75-0.82 around 0.79 for the mean ratio: every query gets nearly
+# the same mix, within half a grid step, and the mean is representative for synthclip. (An encoder whose norms
+# vary more would give queries visibly different mixes at one α, which the slides' normalisation removes.)
+# ### END SOLUTION
+
+# %% [markdown]
 # 3. Give every gallery image the captions of another image (shuffle the rows of
 #    `splits["synth-cirr"].captions.gallery`) and sweep again. What happens to the best β?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_shuffled_captions", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Build the split with `dataclasses.replace(cirr.captions, gallery=cirr.captions.gallery[permutation])` and sweep
+# it. The best β drops to 0 (SMALL: best Avg 46.5 at α=0.8, β=0, against 46.7 at β=0.1 with the true captions),
+# and every β > 0 now costs recall fast: the best Avg over α falls to 12.1 at β=1, against 29.0 with the true
+# captions. Shuffled captions describe another image, so the caption side becomes misleading evidence and the
+# sweep switches it off; the best value barely moves only because β=0 is on the grid.
+# ### END SOLUTION
+
+# %% [markdown]
 # 4. Predict the best α of another encoder (e.g. `load_encoder("ViT-B-32")` if its weights are on disk)
 #    from `similarity_spread` before sweeping it, then sweep and compare. Would a stronger text tower need a
 #    larger or a smaller α?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_other_encoder", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Compute σ_v and σ_t with `similarity_spread` on the new encoder's splits, predict α* = σ_v / (σ_v + σ_t), then sweep
+# and compare with `best_cell`; the rule should land within a grid step or two. A real CLIP's text-image cosines
+# sit in a narrow band (the modality gap), so σ_t is small and α* large, near the paper's 0.8. A stronger text tower
+# whose similarities separate the gallery images more (larger σ_t) needs a *smaller* α: its term already reorders
+# the gallery at a smaller weight. (Without the weights on disk, a good answer states this prediction and why.)
+# ### END SOLUTION
+
+# %% [markdown]
+# ## Graded exercises
+# Write each function from its docstring. The cell after it checks it against cirlib's own implementation
+# on small inputs it makes itself, so these cells use nothing from the notebook above and run in seconds.
+
+# %% nbgrader={"grade": false, "grade_id": "setup_04", "locked": true, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cirlib.assignment import check
+
+
+# %% [markdown]
+# **Exercise 1: WeiMoCIR's score** (the published formula, variant `"slides"`, in plain torch).
+
+# %% nbgrader={"grade": false, "grade_id": "weimocir_score", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def weimocir_score(reference, text, gallery, gallery_captions, alpha, beta):
+    """WeiMoCIR's scores s, a float32 tensor (Q, G), of Q queries against G gallery images.
+
+    reference, text: float32 (Q, D), the raw (unnormalised) features of each query's reference image and text;
+    gallery: float32 (G, D), raw gallery image features; gallery_captions: float32 (G, R, D), raw features of R
+    captions per gallery image; alpha, beta: floats in [0, 1]. Write x̂ = x / ‖x‖ (L2 norm over the last dimension;
+    no vector here is zero). Then
+        q_i    = normalise((1 - alpha) * v̂_i + alpha * t̂_i)    (v and t normalised BEFORE fusing, q after)
+        s[i, n] = (1 - beta) * q_i · ĝ_n  +  beta * (1/R) * sum over r of q_i · ĉ_{n,r}
+    with v_i = reference[i], t_i = text[i], g_n = gallery[n] and c_{n,r} = gallery_captions[n, r]: cosine
+    similarities, the caption side averaging the R cosines of image n's captions.
+    """
+    ### BEGIN SOLUTION
+    query = F.normalize((1 - alpha) * F.normalize(reference, dim=-1) + alpha * F.normalize(text, dim=-1), dim=-1)
+    image_side = query @ F.normalize(gallery, dim=-1).T
+    caption_side = torch.einsum("qd,grd->qgr", query, F.normalize(gallery_captions, dim=-1)).mean(-1)
+    return (1 - beta) * image_side + beta * caption_side
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "weimocir_score_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check("weimocir_score", weimocir_score)
+### BEGIN HIDDEN TESTS
+check("weimocir_score", weimocir_score, hidden=True)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 2: choosing α and β on a held-out split.** Pick the cell on one split's sweep, report it on another.
+
+# %% nbgrader={"grade": false, "grade_id": "choose_alpha_beta", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def choose_alpha_beta(train, val, alphas, betas):
+    """The (α, β) chosen on the train split's sweep, and the val split's value there: (alpha, beta, val_value).
+
+    train, val: float numpy arrays (A, B) of one metric in percent (higher is better) over the α×β grid, computed
+    on the train and on the val split: train[i, j] is the metric at alpha = alphas[i], beta = betas[j]. alphas (A,)
+    and betas (B,) are numpy arrays in ascending order. Choose the cell (i, j) with the highest TRAIN value; among
+    cells with equal train values the lower alpha wins, and among those the lower beta. Return the three floats
+    (alphas[i], betas[j], val[i, j]): the val value is the number to report, the val split never chooses.
+    """
+    ### BEGIN SOLUTION
+    i, j = np.unravel_index(int(np.argmax(train)), train.shape)
+    return float(alphas[i]), float(betas[j]), float(val[i, j])
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "choose_alpha_beta_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check("choose_alpha_beta", choose_alpha_beta)
+### BEGIN HIDDEN TESTS
+check("choose_alpha_beta", choose_alpha_beta, hidden=True)
+### END HIDDEN TESTS

@@ -344,11 +344,114 @@ takeaways([
 ])
 
 # %% [markdown]
-# ## Exercises
+# ## Open questions
+# Answer each in the cell below it, in words and with the numbers you computed (graded by hand).
 #
 # 1. Raise `K` to 50 and rerun the tables: which causes stop failing, and which stay hard?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_k50_causes", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# With `K = 50` (SMALL, our run) synth-cirr's count, addition, caption noise and global attribute reach 87-100 % R@50
+# for both methods (0-5 failures left each), and spatial relation 90-94 %: those targets were near the top already.
+# Negation stays the hardest (MoE 79.7 %, WeiMoCIR 77.0 %: 15 and 17 of 74 queries still missed), then fine-grained
+# attribute (86.3 % and 83.8 %). On synth-fashioniq every cause is at 95-100 %. A good answer names negation and small
+# details as the failures a larger K does not fix: the target is not just ranked a little low, the query points
+# away from it ("remove the disc" pulls towards images with a disc).
+# ### END SOLUTION
+
+# %% [markdown]
 # 2. Pick a synth-cirr query that only WeiMoCIR finds (rows of `outcomes["cirr"]` whose WeiMoCIR rank is
 #    at most `K` and whose trained rank is above it) and read its text and edit types. What does WeiMoCIR's
 #    caption side know that the trained model does not?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_only_weimocir", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# On SMALL 29 queries are found by WeiMoCIR only, for example "has one jet black triangle instead of two and put a
+# small cobalt round shape in the centre" (edit types count and add; MoE ranks its target #12, WeiMoCIR #6). Addition
+# (13 of the 29) and count (9) are over-represented. The caption side compares the query with captions that name
+# every object of a gallery image with its count, colour and place, so "one triangle" or "a cobalt round shape"
+# matches words in the target's caption; the trained model sees one image vector per gallery image, which blurs counts
+# and small objects, and learned its fusion from few training triplets.
+# ### END SOLUTION
+
+# %% [markdown]
 # 3. Group the failures by edit type instead of cause (`failure_examples(..., by="edit types")`): is one
 #    edit type behind most of a cause's failures?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_edit_types_behind_causes", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Yes for most causes, because a cause is mostly one edit type: on synth-cirr (SMALL, MoE, K = 10) all 44 negation
+# failures hold a *remove* edit, all 34 spatial-relation failures a *move*, all 28 count failures a *count* edit.
+# Fine-grained attribute is mixed: of its 72 failures 44 hold a *recolour*, 25 a *reshape*, 20 a *remove* (a query
+# can hold several). So negation's weakness is removal itself, while the fine-grained failures are mostly recolouring
+# one object among several.
+# ### END SOLUTION
+
+# %% [markdown]
+# ## Graded exercises
+# Write each function from its docstring. The cell after it checks it against cirlib's own implementation
+# on small inputs it makes itself, so these cells use nothing from the notebook above and run in seconds.
+
+# %% nbgrader={"grade": false, "grade_id": "setup_05", "locked": true, "schema_version": 3, "solution": false, "task": false}
+import torch
+
+from cirlib.assignment import check
+
+
+# %% [markdown]
+# **Exercise 1: the target's rank**, as `query_outcomes` computes it for the table of outcomes above.
+
+# %% nbgrader={"grade": false, "grade_id": "target_rank", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def target_rank(scores, targets, exclude):
+    """Each query's target rank counted from 1 (1: the top result), equal scores ranked by the lower column.
+
+    scores: float32 tensor (Q, G), row i holding query i's scores against G gallery images (higher is better);
+    targets: int64 tensor (Q,), the gallery column of each query's target; exclude: int64 tensor (Q,), a column
+    taken out of the row's ranking (CIRR's reference image), or -1 for none; it is never the target column. With
+    c = targets[i] the rank of query i is
+        1 + (number of columns j with scores[i, j] > scores[i, c])
+          + (number of columns j < c with scores[i, j] == scores[i, c])     (equal scores: the lower column first)
+    where both counts skip the column exclude[i]. Return an int64 tensor (Q,).
+    """
+    ### BEGIN SOLUTION
+    own = scores.gather(1, targets[:, None])
+    columns = torch.arange(scores.shape[1])
+    ahead = (scores > own) | ((scores == own) & (columns < targets[:, None]))
+    return 1 + (ahead & (columns != exclude[:, None])).sum(1)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "target_rank_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check("target_rank", target_rank)
+### BEGIN HIDDEN TESTS
+check("target_rank", target_rank, hidden=True)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 2: the failure-cause tally**, one method's column of the cause tables above.
+
+# %% nbgrader={"grade": false, "grade_id": "cause_tally", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def cause_tally(causes, ranks, k):
+    """Per cause, the number of queries and their R@k: {cause: (queries, recall)}.
+
+    causes: a list with one list of cause names per query (a query may list no cause, or the same cause twice);
+    ranks: a list of ints, each query's target rank counted from 1; k: an int. A query belongs to every cause it
+    lists, once however often it lists it, and is a hit when its rank <= k. For each cause that at least one
+    query belongs to, return queries (int: how many queries belong to it) and recall (float: 100 * hits / queries,
+    in percent), as a dict {cause: (queries, recall)} in any order. Causes no query lists are left out.
+    """
+    ### BEGIN SOLUTION
+    counted = {}
+    for listed, rank in zip(causes, ranks):
+        for cause in set(listed):
+            queries, hits = counted.get(cause, (0, 0))
+            counted[cause] = (queries + 1, hits + int(rank <= k))
+    return {cause: (queries, 100 * hits / queries) for cause, (queries, hits) in counted.items()}
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "cause_tally_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check("cause_tally", cause_tally)
+### BEGIN HIDDEN TESTS
+check("cause_tally", cause_tally, hidden=True)
+### END HIDDEN TESTS

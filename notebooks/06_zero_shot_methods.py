@@ -470,21 +470,70 @@ takeaways([
 ])
 
 # %% [markdown]
-# ## Exercises
+# ## Open questions
+# Answer each in the cell below it, in words and with the numbers you computed (graded by hand).
+#
 # 1. Set `TEMPLATE` to Pic2Word's own wording, `"a photo of $ , {}"`, and rerun the evaluation.
 #    Which method is most sensitive to the wording of the prompt?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_prompt_wording", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Rerun `evaluate_inversion(features, prompts, inverters, "a photo of $ , {}")` and compare with the table above.
+# On SMALL (our run) every method moves by at most 2.5 points: LinCIR the most (synth-fashioniq avg R@10
+# 64.4 → 65.6, synth-cirr Avg 44.4 → 43.5, synth-circo mAP@10 19.3 → 21.8), Pic2Word slightly *down* on all three
+# (63.3 → 61.7, 43.1 → 42.3, 23.5 → 22.9) although it is its own wording, SEARLE's two within about a point. A good
+# answer names the most sensitive method from its own numbers and adds that such gaps are a few queries on SMALL:
+# the ranking of the methods hardly depends on the wording.
+# ### END SOLUTION
+
+# %% [markdown]
 # 2. Train LinCIR without noise into a folder of its own,
 #    `train_lincir(dataclasses.replace(configs["lincir"], noise_scale=0, out=str(runs / "lincir-0")), verbose=False)`,
 #    and evaluate it (`load_inverter`, `evaluate_inversion`). Its training loss ends *lower*: do its retrieval
 #    numbers follow, on each dataset? The noise stands for the gap between the text features φ learns from and
 #    the image features it gets at test time: compare its size (up to `noise_scale`·√D, D = `cirr.text.shape[1]`)
 #    with the norms of both (`cirr.reference.norm(dim=1).mean()`, `cirr.text.norm(dim=1).mean()`).
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_lincir_noise", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# On SMALL (our run) the loss of the last tenth of the steps is 0.55 without noise against 0.63 with it, but
+# retrieval does not follow: synth-fashioniq avg R@10 64.4 for both, synth-cirr Avg 44.2 against 44.4, synth-circo
+# mAP@10 20.8 against 19.3, all within a few queries. A lower loss on *text* features says nothing about how φ
+# handles *image* features at test time. The noise is large: with D = 256, σ·√D = 16, and u ~ U(0, 1) makes it
+# about 8 on average, against mean norms of 23.1 (image) and 21.9 (text): it moves a feature by about a third of
+# its length, so φ learns to accept inputs far from any text feature. With 60 steps both runs are undertrained, so
+# a good answer says the effect of the noise is not measurable here and would need the medium settings (and seeds).
+# ### END SOLUTION
+
+# %% [markdown]
 # 3. Invert the same reference image by OTI without the regulariser (`oti` from `cirlib.inversion`,
 #    `ConceptBank` from `cirlib.inversion.searle`):
 #    `oti(prompts, ConceptBank(prompts, 12), cirr.reference[:1], dataclasses.replace(configs["searle"],
 #    oti_lambda_reg=0))`. Do its nearest words (`prompts.nearest_tokens`) and its norm change?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_oti_without_regulariser", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Invert with and without the regulariser and compare `w.norm()` and `prompts.nearest_tokens(w, 8)` (whole
+# vocabulary, and among `ATTRIBUTE_WORDS`). On SMALL (our run, 20 OTI steps) the norm barely changes (0.93 with,
+# 0.92 without), both about 4.5× a real token embedding (0.20 on average): the regulariser does not make the
+# pseudo-word word-sized. The nearest tokens of the whole vocabulary are unrelated sub-words either way; among the
+# attribute words both lists hold the same colour words ("orange", "tangerine", "red") and differ in the rest (with
+# the regulariser "floor", "maxi", "sleeveless"; without it "bottom", "lower", "tiny"). With so few steps the
+# regulariser's effect is weak; a good answer reports both lists and the norms and says what moved.
+# ### END SOLUTION
+
+# %% [markdown]
 # 4. `invert_unique` inverts each distinct reference image once. How many OTI runs does that save
 #    on synth-fashioniq, where several queries share a reference?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_invert_unique", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Count the queries and the distinct reference features per category: `len(f.reference)` against
+# `len(torch.unique(f.reference, dim=0))` for `f` in `fiq.values()` (`invert_unique` works per category, as the
+# evaluation calls it per split). On SMALL: dress 60 queries / 47 distinct references, shirt 60 / 44, toptee 60 / 46,
+# so 180 queries need 137 OTI runs: 43 saved, about a quarter (on synth-cirr 240 queries share 130 references:
+# 110 saved). OTI's cost is per run, so its query time drops by the same share.
+# ### END SOLUTION
 
 # %% [markdown]
 # ## Clean up
@@ -495,3 +544,81 @@ takeaways([
 if workdir is not None:
     workdir.cleanup()
     print(f"deleted {runs}")
+
+# %% [markdown]
+# ## Graded exercises
+# Write each function from its docstring. The cell after it checks it against cirlib's own implementation
+# on small inputs it makes itself, so these cells use nothing from the notebook above and run in seconds.
+
+# %% nbgrader={"grade": false, "grade_id": "setup_06", "locked": true, "schema_version": 3, "solution": false, "task": false}
+import re
+
+import torch
+
+from cirlib.assignment import check
+from cirlib.inversion.concepts import KEYWORDS
+
+
+# %% [markdown]
+# **Exercise 1: the injection step** that all three methods share (the first lines of `encode_with_pseudo_words`).
+
+# %% nbgrader={"grade": false, "grade_id": "inject_pseudo_words", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def inject_pseudo_words(table, tokens, pseudo_words, placeholder_id):
+    """The token embeddings of B prompts with each prompt's pseudo-word wherever its placeholder token sits.
+
+    table: float32 tensor (V, W), the token-embedding table (row v is the embedding of token id v); tokens: int64
+    tensor (B, L), B tokenised prompts of L tokens; pseudo_words: float32 tensor (B, W), one pseudo-word per prompt;
+    placeholder_id: int, the token id of "$". Return a float32 tensor x (B, L, W) with
+        x[b, l] = pseudo_words[b]          where tokens[b, l] == placeholder_id (EVERY such position: a prompt
+                                           may hold the placeholder several times, all get the same vector)
+        x[b, l] = table[tokens[b, l]]      everywhere else.
+    Every prompt holds the placeholder at least once.
+    """
+    ### BEGIN SOLUTION
+    slots = (tokens == placeholder_id)[..., None]
+    return torch.where(slots, pseudo_words[:, None, :], table[tokens])
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "inject_pseudo_words_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check("inject_pseudo_words", inject_pseudo_words)
+### BEGIN HIDDEN TESTS
+check("inject_pseudo_words", inject_pseudo_words, hidden=True)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Exercise 2: LinCIR's keyword masking** (what `mask_keywords` does to a caption before training).
+
+# %% nbgrader={"grade": false, "grade_id": "masked_caption", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def masked_caption(caption, placeholder):
+    r"""The caption with every maximal run of keywords replaced by one placeholder (LinCIR's self-masking).
+
+    caption: a str; placeholder: a one-character str such as "$". Steps:
+    1. Replace every occurrence of placeholder in the caption by a space, and lower-case the result.
+    2. Split it into tokens with re.findall(r"[\w-]+|[^\w\s]", text): words (letters, digits, "_" and "-")
+       and single punctuation marks.
+    3. A token is a keyword when it is in KEYWORDS (a set of str). Replace every maximal run of consecutive
+       keyword tokens by ONE placeholder token; keep every other token as it is.
+    4. Join the tokens with single spaces, then replace every " ," by "," (no space before a comma).
+    5. If no token was a keyword, return instead f"a photo of {placeholder} that {caption}" with the caption
+       exactly as given (not lower-cased).
+    Example: "The blue circle is bigger now" -> "$ is bigger now".
+    """
+    ### BEGIN SOLUTION
+    out, in_run = [], False
+    for token in re.findall(r"[\w-]+|[^\w\s]", caption.replace(placeholder, " ").lower()):
+        keyword = token in KEYWORDS
+        if not (keyword and in_run):
+            out.append(placeholder if keyword else token)
+        in_run = keyword
+    if placeholder not in out:
+        return f"a photo of {placeholder} that {caption}"
+    return " ".join(out).replace(" ,", ",")
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "masked_caption_check", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check("masked_caption", masked_caption)
+### BEGIN HIDDEN TESTS
+check("masked_caption", masked_caption, hidden=True)
+### END HIDDEN TESTS
