@@ -14,14 +14,15 @@ from . import paper_numbers
 from .atomic import write_json
 from .config import PRECISIONS, load_config
 from .errors import CirlibError, FileError
-from .data.synth.config import preset
+from .data.synth.config import SIZES, preset
 
 
 def _add_synth_arguments(parser: argparse.ArgumentParser, default_size: str, overwrite_flag: bool = True) -> None:
     parser.add_argument("--out", default="data/synth", help="benchmark folder (default: data/synth)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, byte-identical files")
-    parser.add_argument("--size", choices=("small", "medium"), default=default_size,
-                        help="small: tests and CI notebooks (seconds); medium: the default benchmark (about 2 minutes)")
+    parser.add_argument("--size", choices=SIZES, default=default_size,
+                        help="tiny: tests (seconds); small: notebooks and CI (about half a minute); medium: the "
+                             "default benchmark (about 2 minutes)")
     parser.add_argument("--workers", type=int, default=None, help="rendering processes (default: all cores)")
     if overwrite_flag:
         parser.add_argument("--overwrite", action="store_true",

@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from .analysis.benchmark import format_summary, prepare_benchmark
 from .atomic import save_figure, write_json, write_text
 from .config import DEVICE, PRECISIONS, setting, validate
-from .data.synth.config import preset
+from .data.synth.config import SIZES, preset
 from .encoders import FeatureCache, describe, load_encoder
 from .encoders.captions import split_features, synth_captioned_splits
 from .encoders.device import resolve_device
@@ -44,7 +44,7 @@ from .sweep import SELECT_BY, SweepResult, best_cell, sweep
 
 DATASETS = {"fashioniq": "synth-fashioniq", "cirr": "synth-cirr"}
 FUSION_LABELS = {"combiner": "Combiner", "moe": "MoE", "bilinear": "Bilinear", "sum": "Sum"}
-FIRST_RUN_MINUTES = {"small": 1, "medium": 6}
+FIRST_RUN_MINUTES = {"tiny": 1, "small": 2, "medium": 6}
 """A first run's wall time on 2 CPU cores with the default settings (measured; README)."""
 GPU_STAGE_SECONDS = {"benchmark": 20, "features and zero-shot baselines": 11, "WeiMoCIR α/β sweep": 1}
 """Stages of a first medium run on one H200 with 16 cores (issue 13; training was not timed there)."""
@@ -55,7 +55,7 @@ class DemoConfig:
     """Everything that determines the demo's numbers (printed first, saved in ``results/demo.json``)."""
 
     benchmark: str = "data/synth"       # folder of the synthetic benchmark (rebuilt if stale)
-    size: str = setting("medium", choices=("small", "medium"))
+    size: str = setting("medium", choices=SIZES)
     seed: int = setting(0, minimum=0)   # the benchmark's seed
     workers: int | None = setting(None, minimum=1)  # rendering processes (default: all cores)
     model: str = "synthclip"

@@ -62,7 +62,7 @@ from cirlib.sweep import SELECT_BY
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 paths = {"cache": str(ROOT / "data" / "cache"), "configs": str(ROOT / "configs")}
 if SMALL:
-    config = DemoConfig(benchmark=str(ROOT / "data" / "synth-small"), size="small", epochs=4,
+    config = DemoConfig(benchmark=str(ROOT / "data" / "synth-small"), size="small", epochs=8,
                         runs=str(ROOT / "runs" / "notebooks" / "demo-small"),
                         results=str(ROOT / "runs" / "notebooks" / "demo-small"), **paths)
 else:

@@ -24,7 +24,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 def demo_run(small_benchmark, tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo")
     model, _ = tiny_model_dir(folder / "tiny")
-    config = DemoConfig(benchmark=str(small_benchmark[0]), size="small", model=str(model), device="cpu",
+    config = DemoConfig(benchmark=str(small_benchmark[0]), size="tiny", model=str(model), device="cpu",
                         cache=str(folder / "cache"), configs=str(CONFIGS), runs=str(folder / "runs"),
                         results=str(folder / "results"), epochs=1)
     return config, run_demo(config)
@@ -63,7 +63,7 @@ def test_results_files_record_the_config_and_the_tables(demo_run):
 
 def test_a_rerun_reuses_the_finished_runs_through_the_cli(demo_run, capsys):
     config, result = demo_run
-    args = ["demo", "--out", config.benchmark, "--size", "small", "--model", config.model, "--device", "cpu",
+    args = ["demo", "--out", config.benchmark, "--size", "tiny", "--model", config.model, "--device", "cpu",
             "--cache", config.cache, "--configs", config.configs, "--runs", config.runs, "--results", config.results,
             "--epochs", "1"]
     assert main(args) == 0

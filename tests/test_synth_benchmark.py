@@ -116,20 +116,20 @@ def test_gallery_captions_cover_every_gallery_image_with_three_captions(small_be
 
 def test_same_seed_gives_byte_identical_files_whatever_the_worker_count(small_benchmark, tmp_path):
     again = tmp_path / "again"
-    build_benchmark(again, preset("small", seed=0), workers=1)
+    build_benchmark(again, preset("tiny", seed=0), workers=1)
     first = {k: v for k, v in tree_digest(small_benchmark[0]).items()
              if not k.endswith(("datacard.md", "examples.png")) and k != "manifest.json"}
     second = {k: v for k, v in tree_digest(again).items() if k != "manifest.json"}
     assert first == second
     from cirlib.data.synth.fashioniq import build_fashioniq
-    documents, _, _ = build_fashioniq(preset("small", seed=1))
+    documents, _, _ = build_fashioniq(preset("tiny", seed=1))
     written = json.loads((again / "synth-fashioniq" / "captions" / "cap.dress.val.json").read_text())
     assert documents["captions/cap.dress.val.json"] != written
 
 
 def test_interrupted_build_resumes_to_the_same_files_and_other_configs_are_refused(small_benchmark, tmp_path):
     out = tmp_path / "b"
-    config = preset("small", seed=0)
+    config = preset("tiny", seed=0)
     build_benchmark(out, config, workers=2)
     expected = tree_digest(out)
     # Simulate a kill during rendering: the manifest was never written and some images are gone.
@@ -140,7 +140,7 @@ def test_interrupted_build_resumes_to_the_same_files_and_other_configs_are_refus
     build_benchmark(out, config, workers=2)
     assert tree_digest(out) == expected
     with pytest.raises(DatasetError, match="--overwrite"):
-        build_benchmark(out, preset("small", seed=3))
+        build_benchmark(out, preset("tiny", seed=3))
     stale = json.loads((out / "manifest.json").read_text())
     (out / "manifest.json").write_text(json.dumps({**stale, "generator": GENERATOR_VERSION - 1}))
     with pytest.raises(DatasetError, match="generator"):
@@ -162,8 +162,8 @@ def test_pretraining_stream_is_deterministic_and_disjoint_from_benchmark_images(
 
 def test_cli_reuses_a_built_benchmark_and_reports_config_errors(small_benchmark, capsys):
     out = small_benchmark[0]
-    assert main(["synth", "--out", str(out), "--size", "small"]) == 0
+    assert main(["synth", "--out", str(out), "--size", "tiny"]) == 0
     printed = capsys.readouterr().out
     assert "reference only" in printed and '"seed": 0' in printed
-    assert main(["synth", "--out", str(out), "--size", "small", "--seed", "5"]) == 2
+    assert main(["synth", "--out", str(out), "--size", "tiny", "--seed", "5"]) == 2
     assert "--overwrite" in capsys.readouterr().err

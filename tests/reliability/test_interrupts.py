@@ -37,7 +37,7 @@ def test_pool_workers_leave_ctrl_c_to_their_parent():
 @pytest.mark.skipif(os.name != "posix", reason="process groups and SIGINT")
 def test_ctrl_c_during_a_parallel_synth_build_prints_no_traceback_and_the_rerun_completes(tmp_path):
     out = tmp_path / "bench"
-    command = [sys.executable, "-m", "cirlib.cli", "synth", "--out", str(out), "--size", "small", "--workers", "2"]
+    command = [sys.executable, "-m", "cirlib.cli", "synth", "--out", str(out), "--size", "tiny", "--workers", "2"]
     # a terminal's Ctrl-C signals the whole foreground process group: the command and its rendering workers
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)

@@ -1,8 +1,8 @@
 """`cirlib synth` never loses data, repairs damaged benchmarks, and is safe to run twice at once.
 
 Faults are real: foreign files and records, truncated and bit-flipped files, concurrent processes, and
-SIGKILL at seeded random moments. Where the point does not need the small preset, a tiny SynthConfig
-(about a second per build) stands in for it.
+SIGKILL at seeded random moments. Where the point does not need the ``tiny`` preset, an even smaller
+SynthConfig (about a second per build) stands in for it.
 """
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ def start(args: list[str], log: Path) -> subprocess.Popen:
 
 
 def synth_cli(out: Path, log: Path, *args: str) -> subprocess.Popen:
-    """`python -m cirlib.cli synth --size small` into ``out``."""
-    return start([sys.executable, "-m", "cirlib.cli", "synth", "--out", str(out), "--size", "small", *args], log)
+    """`python -m cirlib.cli synth --size tiny` into ``out``."""
+    return start([sys.executable, "-m", "cirlib.cli", "synth", "--out", str(out), "--size", "tiny", *args], log)
 
 
 def tiny_synth(out: Path, config: SynthConfig, mode: str, log: Path) -> subprocess.Popen:
@@ -105,20 +105,20 @@ def test_foreign_folders_and_records_are_refused_and_nothing_is_deleted(tmp_path
     (folder / "src" / "thesis.tex").write_text("x\n")
     (folder / "manifest.json").write_text('{"config":{"name":"a"}}\n')
     before = digest(folder)
-    assert main(["synth", "--out", str(folder), "--size", "small", "--overwrite"]) == 2
+    assert main(["synth", "--out", str(folder), "--size", "tiny", "--overwrite"]) == 2
     err = one_line_error(capsys)
     assert "manifest.json" in err and "not written by cirlib synth" in err and "nothing was deleted" in err
     assert digest(folder) == before, "nothing deleted, and no lock file written into a folder that is refused"
 
     (folder / "manifest.json").unlink()
-    assert main(["synth", "--out", str(folder), "--size", "small", "--overwrite"]) == 2
+    assert main(["synth", "--out", str(folder), "--size", "tiny", "--overwrite"]) == 2
     err = one_line_error(capsys)
     assert str(folder) in err and "did not create it" in err and "Fix: choose an empty or new --out folder" in err
     assert sorted(os.listdir(folder)) == ["src"] and (folder / "src" / "thesis.tex").read_text() == "x\n"
 
     a_file = tmp_path / "file"
     a_file.write_text("mine")
-    assert main(["synth", "--out", str(a_file), "--size", "small"]) == 2
+    assert main(["synth", "--out", str(a_file), "--size", "tiny"]) == 2
     assert "is a file, not a folder" in one_line_error(capsys) and a_file.read_text() == "mine"
 
     only_lock = tmp_path / "locked"
@@ -212,7 +212,7 @@ def test_missing_truncated_and_flipped_images_are_repaired_to_the_same_bytes(sma
     missing, truncated, flipped = images[3], images[10], images[20]
     missing.unlink()
     truncated.write_bytes(truncated.read_bytes()[:100])
-    assert main(["synth", "--out", str(out), "--size", "small"]) == 0
+    assert main(["synth", "--out", str(out), "--size", "tiny"]) == 0
     printed = capsys.readouterr().out
     assert "2 of its 2176 files are missing or damaged" in printed and "repaired 2 file(s)" in printed
     assert f"{missing.name}: missing" in printed and f"{truncated.name}: 100 bytes" in printed
@@ -221,9 +221,9 @@ def test_missing_truncated_and_flipped_images_are_repaired_to_the_same_bytes(sma
     data = bytearray(flipped.read_bytes())
     data[len(data) // 2] ^= 0xFF
     flipped.write_bytes(bytes(data))
-    assert main(["synth", "--out", str(out), "--size", "small"]) == 0
+    assert main(["synth", "--out", str(out), "--size", "tiny"]) == 0
     assert "repair" not in capsys.readouterr().out and flipped.read_bytes() == bytes(data), "same size: not seen"
-    assert main(["synth", "--out", str(out), "--size", "small", "--verify"]) == 0
+    assert main(["synth", "--out", str(out), "--size", "tiny", "--verify"]) == 0
     printed = capsys.readouterr().out
     assert f"1 of its 2176 files are missing or damaged ({flipped.relative_to(out)}: sha256 differs)" in printed
     assert "repaired 1 file(s)" in printed and digest(out) == expected
@@ -287,7 +287,7 @@ def test_sigkill_at_random_moments_then_a_rerun_gives_the_files_of_an_uninterrup
 @pytest.mark.parametrize("workers", ["-1", "0"])
 def test_bad_workers_are_refused_before_anything_is_written(tmp_path, capsys, workers):
     out = tmp_path / "new"
-    assert main(["synth", "--out", str(out), "--size", "small", "--workers", workers]) == 2
+    assert main(["synth", "--out", str(out), "--size", "tiny", "--workers", workers]) == 2
     assert "--workers" in one_line_error(capsys) and not out.exists()
     with pytest.raises(ConfigError, match="'workers'"):
         build_benchmark(out, tiny(), workers=int(workers))
