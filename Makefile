@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lab kernel git-filter clean gpu-check
+.PHONY: demo test install lab kernel git-filter clean gpu-check mutants
 
 install: $(STAMP) kernel git-filter
 
@@ -58,3 +58,10 @@ gpu-check:
 
 clean:
 	rm -rf $(VENV) data/synth results .pytest_cache
+
+# The curated one-line mutants of mutants/mutants.yaml, each applied to a temporary copy; a survivor fails the target.
+# MUTANTS_ARGS="--only NAME" runs one, "--list" lists them, "--workers 4" runs four at once (default 2).
+MUTANTS_ARGS ?=
+
+mutants: $(STAMP)
+	$(BIN)/python mutants/run.py $(MUTANTS_ARGS)

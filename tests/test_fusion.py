@@ -115,6 +115,40 @@ def test_vectorised_dispatch_equals_a_row_by_row_loop(features):
     assert torch.allclose(query, expected, atol=1e-6)
 
 
+def reference_moe_forward(model: MoECombiner, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """The module docstring's design written out with plain tensor operations on the model's parameters (eval)."""
+    def linear(layer, x):
+        return x @ layer.weight.T + layer.bias
+
+    def project(branch, x):  # Dropout(ReLU(LayerNorm(Linear(x))))
+        norm = branch[1]
+        return F.layer_norm(linear(branch[0], x), norm.normalized_shape, norm.weight, norm.bias).relu()
+
+    tokens = torch.stack([project(model.text_projection, text), project(model.image_projection, image)], dim=1)
+    attention, heads = model.attention, model.attention.num_heads
+    q, k, v = (tokens @ w.T + b for w, b in zip(attention.in_proj_weight.chunk(3), attention.in_proj_bias.chunk(3)))
+    split = lambda x: x.unflatten(-1, (heads, -1)).transpose(1, 2)  # noqa: E731  (N, heads, 2, P/heads)
+    weights = torch.softmax(split(q) @ split(k).transpose(-1, -2) / split(q).shape[-1] ** 0.5, dim=-1)
+    attended = linear(attention.out_proj, (weights @ split(v)).transpose(1, 2).flatten(2))
+    norm = model.attention_norm
+    h = F.layer_norm(tokens + attended, norm.normalized_shape, norm.weight, norm.bias).flatten(1)  # text first
+    logits = linear(model.router, h)
+    top = logits.topk(model.top_k, dim=1)
+    mixing = torch.zeros_like(logits).scatter(1, top.indices, torch.softmax(top.values, dim=1))
+    mixture = sum(mixing[:, e, None] * F.gelu(linear(expert[0], h)) for e, expert in enumerate(model.experts))
+    base = linear(model.output[2], mixture.relu())
+    gate = torch.sigmoid(linear(model.gate[1], linear(model.gate[0][0], h).relu()))
+    return F.normalize(base + gate * text + (1 - gate) * image, dim=1)
+
+
+@pytest.mark.parametrize("top_k", [1, 2])
+def test_moe_equals_its_design_written_out(features, top_k):
+    image, text = features
+    model = moe(top_k=top_k)
+    with torch.no_grad():
+        torch.testing.assert_close(model(image, text), reference_moe_forward(model, image, text), atol=1e-5, rtol=0)
+
+
 def test_switched_off_experts_get_no_weight(features):
     image, text = features
     model = moe()

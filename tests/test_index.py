@@ -69,6 +69,30 @@ def test_block_topk_equals_plain_topk_with_ties_and_padding():
         assert torch.equal(columns, expected_columns) and torch.equal(scores, expected_scores)
 
 
+def test_block_topk_fast_path_keeps_the_tie_rule_inside_non_maximal_blocks_and_the_partial_block():
+    """Each row: four blocks with maxima 10 > 9 > 8 > 7 in DEScending block order (the highest maximum in the
+    highest block), each also holding a 5; the top 6 are the four maxima and the two 5s of the LOWEST columns.
+    Every other row also puts an 11 in the last, partial block, which has no block maximum of its own."""
+    k, block, n_blocks, rows = 6, 8, 60, 20  # 60 blocks >= 10 * k: the two-stage path, not topk_first
+    generator = torch.Generator().manual_seed(4)
+    values = torch.rand(rows, n_blocks * block + 3, generator=generator) - 5.0  # background far below 5
+    expected = []
+    for row in range(rows):
+        blocks = torch.randperm(n_blocks, generator=generator)[:4].sort(descending=True).values
+        columns = blocks * block + torch.randint(block, (4,), generator=generator)
+        values[row, columns] = torch.tensor([10.0, 9.0, 8.0, 7.0])
+        fives = blocks * block + (columns - blocks * block + 1) % block
+        values[row, fives] = 5.0
+        top = [*columns.tolist(), *sorted(fives.tolist())[:2]]
+        if row % 2:
+            values[row, -2] = 11.0
+            top = [values.shape[1] - 2, *top[:5]]
+        expected.append(top)
+    scores, columns = block_topk(values, k, block=block)
+    assert columns.tolist() == expected
+    assert torch.equal(scores, values.gather(1, columns))
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_order_keys_sort_like_a_plain_sort(dtype):
     """Negative scores, -0.0 beside +0.0, infinities, extremes and subnormals, columns up to 2**32 - 1."""

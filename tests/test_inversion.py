@@ -11,6 +11,7 @@ from open_clip.model import CustomTextCLIP
 
 from cirlib.encoders import load_encoder
 from cirlib.encoders.clip_model import build_clip, build_tokenizer
+from cirlib.metrics import cirr_recall
 from cirlib.inversion import (LinCIRConfig, Pic2WordConfig, PromptEncoder, SearleConfig, encode_with_pseudo_words,
                               freeze, oti, train_lincir, train_pic2word, train_searle)
 from cirlib.inversion.concepts import (ATTRIBUTE_WORDS, CONCEPTS, WORD_KINDS, attribute_words, concept_phrases,
@@ -236,9 +237,15 @@ def test_evaluation_of_a_trained_run_on_the_small_benchmark(tiny_setup, small_be
     encoder = load_encoder(common["model"], device="cpu")
     prompts = PromptEncoder.from_encoder(encoder)
     features = benchmark_features(encoder, FeatureCache(root / "features"), small_benchmark[0])
-    results, seconds = evaluate_inversion(features, prompts, {"pic2word": load_inverter(run, encoder)})
+    inverter = load_inverter(run, encoder)
+    results, seconds = evaluate_inversion(features, prompts, {"pic2word": inverter})
     assert set(results) == {"fashioniq", "cirr", "circo"} and set(seconds) == {"pic2word"}
-    assert 0 <= results["cirr"]["pic2word"]["R@10"] <= 100 and "avg R@10" in results["fashioniq"]["pic2word"]
+    cirr = features[1]  # the same numbers by hand: compose the queries, rank with cirlib.metrics
+    queries = inversion_method(prompts, inverter, cirr.query_texts, "a photo of $ that {}")(cirr.reference, cirr.text)
+    expected = cirr_recall(queries @ F.normalize(cirr.gallery.float(), dim=-1).T, cirr.gallery_names,
+                           cirr.reference_names, cirr.target_names, cirr.extra["img_set_members"])
+    assert {name: results["cirr"]["pic2word"][name] for name in expected} == pytest.approx(expected, abs=1e-6)
+    assert "avg R@10" in results["fashioniq"]["pic2word"]
     assert "mAP@10" in results["circo"]["pic2word"]
     other = load_encoder(str(tiny_model_dir(root / "other", seed=1)[0]), device="cpu")
     with pytest.raises(ValueError, match="trained with encoder"):

@@ -192,6 +192,13 @@ def test_circo_ap_divides_by_min_k_and_gt():
     assert result == pytest.approx({2: 100 * (0.5 + 1) / 2, 5: 100 * (5 / 9 + 0.71) / 2})
 
 
+def test_a_ground_truth_listed_twice_counts_once_and_a_repeated_ranked_name_is_refused():
+    # gt {a, b}: a found at rank 1 -> AP@5 = P@1 / min(5, 2) = 1/2, whatever the repetition of a.
+    assert circo_map_from_rankings([["a", "x", "y", "z", "w"]], [["a", "a", "b"]], ks=(5,)) == {5: 50.0}
+    with pytest.raises(ValueError, match="a name repeats within the top 3"):
+        circo_map_from_rankings([["a", "a", "b"]], [["b"]], ks=(3,))
+
+
 def test_circo_reference_exclusion_is_opt_in():
     # Without the references: A = a, b, ... -> K=2: 2/2, K=5: 2/3.  B = g1..g5 -> 1 at both K.
     excluded = circo_map_from_rankings(CIRCO_RANKED, CIRCO_GT, ks=(2, 5), reference_ids=CIRCO_REFERENCES,
@@ -253,6 +260,13 @@ def test_circo_submission_validation_names_the_offending_ids(tmp_path, ids, list
     with pytest.raises(ValueError, match=message):
         write_circo_submission(tmp_path / "circo.json", ids, lists, expected_query_ids=expected)
     assert not list(tmp_path.iterdir())  # nothing written, not even a temporary file
+
+
+@pytest.mark.parametrize("bad", ["12.5", 12.5, True, "a1"])
+def test_a_query_id_that_is_no_integer_is_refused(tmp_path, bad):
+    with pytest.raises(ValueError, match="is not an integer"):
+        write_circo_submission(tmp_path / "circo.json", [bad], [list(range(50))])
+    assert write_circo_submission(tmp_path / "ok.json", [" 07"], [list(range(50))]).read_text().startswith('{"7": ')
 
 
 def test_cirr_submission_validates_both_files_before_writing_either(tmp_path):

@@ -82,11 +82,16 @@ def test_fashioniq_triplets_and_gallery(fiq_root: Path) -> None:
     assert fiq.missing == {}
 
 
-def test_fashioniq_jpg_fallback(fiq_root: Path) -> None:
+def test_fashioniq_jpg_fallback(fiq_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fiq = FashionIQ(fiq_root)
     assert fiq.image_path("B00A3F3KKY") == fiq_root / "images" / "B00A3F3KKY.jpg"
     assert fiq.image_path("B003FGW7MK") == fiq_root / "images" / "B003FGW7MK.png"
     Image.open(fiq.image_path("B00A3F3KKY")).verify()
+    # An image stored twice: the .png wins, whichever of the two the directory listing yields first.
+    listing = ["B003FGW7MK.png", "B003FGW7MK.jpg", "B00A3F3KKY.jpg", "B00A3F3KKY.PNG"]
+    monkeypatch.setattr(FashionIQ, "_files_in", lambda self, directory: listing)
+    both = FashionIQ(fiq_root)
+    assert [both.image_path(n).name for n in ("B003FGW7MK", "B00A3F3KKY")] == ["B003FGW7MK.png", "B00A3F3KKY.PNG"]
 
 
 def test_fashioniq_query_text() -> None:

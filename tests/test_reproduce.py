@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import pytest
+import torch
+
+from cirlib.data import CIRR
 
 from cirlib.cli import main
 from cirlib.encoders import FeatureCache, cirr_features, load_encoder
+from cirlib.encoders.captions import captioned_split
 from cirlib.errors import CirlibError
 from cirlib.evaluation import evaluate_cirr
-from cirlib.fusion import image_only
+from cirlib.fusion import image_only, weighted_similarity
+from cirlib.metrics import cirr_recall
 from cirlib.paper_numbers import paper_result
-from cirlib.reproduce import MissingDatasetError, ReproduceConfig, format_comparison, reproduce
+from cirlib.reproduce import MissingDatasetError, ReproduceConfig, _scorer, format_comparison, reproduce
 
 from .helpers import tiny_model_dir
 
@@ -50,6 +55,32 @@ def test_weimocir_at_alpha_0_beta_0_equals_image_only_evaluation(small_benchmark
     expected = evaluate_cirr(cirr_features(encoder, FeatureCache(tmp_path / "cache"), root, "val"), image_only)
     for name in ("R@1", "R@5", "R@10", "R@50", "Rsubset@1", "Rsubset@2", "Rsubset@3"):
         assert measured[name] == pytest.approx(expected[name], abs=1e-6), name
+
+
+def test_weimocir_at_alpha_other_than_beta_equals_the_plain_weighted_similarity(small_benchmark, tmp_path):
+    """α = 0.7, β = 0.3: the metrics and the submission scorer are those of weighted_similarity at (α, β), which
+    differ from those at (β, α), so a swap of the two cannot pass."""
+    folder, _ = small_benchmark
+    model_dir, _ = tiny_model_dir(tmp_path / "tiny")
+    root, cache = folder / "synth-cirr", FeatureCache(tmp_path / "cache")
+    config = ReproduceConfig(dataset="cirr", method="weimocir", data_root=str(root), model=str(model_dir),
+                             pretrained=None, alpha=0.7, beta=0.3, captions=str(root / "gallery_captions" / "val.json"),
+                             cache=str(tmp_path / "cache"), device="cpu")
+    measured = reproduce(config)["measured"]
+    encoder = load_encoder(str(model_dir), preprocess="clip", device="cpu")
+    features = cirr_features(encoder, cache, root, "val")
+    image_path = lambda name: CIRR(root).image_path(name, "val")  # noqa: E731
+    split = captioned_split(encoder, cache, "cirr", features, config.captions, "cirr-val", image_path)
+    f, c = split.features, split.captions
+
+    def plain(alpha: float, beta: float) -> torch.Tensor:
+        return weighted_similarity(f.reference, f.text, f.gallery, c.gallery, alpha, beta)
+    expected = cirr_recall(plain(0.7, 0.3), f.gallery_names, f.reference_names, f.target_names,
+                           f.extra["img_set_members"])
+    assert measured == pytest.approx(expected, abs=1e-6)
+    scores = _scorer(encoder, cache, config, features, image_path)(slice(None))
+    torch.testing.assert_close(scores, plain(0.7, 0.3), atol=1e-5, rtol=0)
+    assert not torch.allclose(plain(0.3, 0.7), plain(0.7, 0.3), atol=1e-3)
 
 
 def test_comparison_table_quotes_the_paper_beside_the_measurement():

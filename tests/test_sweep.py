@@ -59,6 +59,31 @@ def test_fashioniq_categories_chunks_caption_subsets_and_circo_reference_exclusi
                 per_cell_sweep(circo, alphas, betas, exclude_reference=True, progress=False))
 
 
+def test_circo_queries_with_more_correct_images_than_k():
+    """Real CIRCO queries often have more than 5 ground truths: AP@5 then divides by 5, not by |gt|. The text is
+    the first ground truth's image, so α = 1 ranks it first; the other 7 of 8 are random."""
+    split = random_split("circo", seed=2, sets=6)
+    f = split.features
+    rng = np.random.default_rng(0)
+    f.extra["gt_img_ids"] = [[target] + [f.gallery_names[int(i)] for i in rng.choice(36, 7, replace=False)
+                                         if f.gallery_names[int(i)] != target][:7] for target in f.target_names]
+    f.text = f.gallery[[f.gallery_names.index(t) for t in f.target_names]]
+    assert min(len(set(gt)) for gt in f.extra["gt_img_ids"]) > 5
+    fast = sweep(split, (0.5, 1.0), (0.0, 0.5), progress=False)
+    assert_same(fast, per_cell_sweep(split, (0.5, 1.0), (0.0, 0.5), progress=False))
+    assert 20.0 <= fast.at(1.0, 0.0)["mAP@5"] < 100.0  # the text is the first ground truth's own image
+
+
+def test_rank_counting_by_hand_with_padding_ties_and_no_exclusion():
+    scores = torch.tensor([[9.0, 1.0, 5.0, 5.0, 3.0]])  # column 0 scores highest, columns 2 and 3 tie
+    subset = torch.tensor([[3, 4, -1]])  # -1 pads a short img_set (it would gather column 0)
+    assert subset_target_ranks(scores, subset, torch.tensor([4])).tolist() == [1]
+    assert subset_target_ranks(scores, subset, torch.tensor([3])).tolist() == [0]
+    relevant = torch.tensor([[3, 1, -1]])
+    assert target_ranks(scores, relevant, torch.tensor([-1])).tolist()[0][:2] == [2, 4]
+    assert target_ranks(scores, relevant, torch.tensor([2])).tolist()[0][:2] == [1, 3]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_rank_counting_equals_the_metrics_functions_under_heavy_ties(kind):
     split = random_split(kind, seed=3, queries=30)
@@ -120,10 +145,15 @@ def test_best_cell_and_errors():
 
 
 def test_caption_ablation_rows():
-    rows = caption_ablation(random_split("cirr"), "R@5")
+    split = random_split("cirr")
+    rows = caption_ablation(split, "R@1")
     assert list(rows) == list(CAPTION_SUBSETS)
-    for row in rows.values():
-        assert 0 <= row["best α"] <= 1 and row["best R@5"] >= row["R@5 at α=0.8, β=0.1"]
+    for name, indices in CAPTION_SUBSETS.items():  # each row: the plain path's best cell and paper cell
+        plain = per_cell_sweep(split, captions=indices, progress=False)
+        alpha, beta, value = best_cell(plain, "R@1")
+        assert rows[name] == {"best α": alpha, "best β": beta, "best R@1": value,
+                              "R@1 at α=0.8, β=0.1": plain.metrics["R@1"][8, 1]}, name
+    assert len({row["R@1 at α=0.8, β=0.1"] for row in rows.values()}) > 1  # the caption subsets matter
 
 
 def test_near_best_bounds_the_cells_within_the_margin():

@@ -10,11 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from cirlib.errors import FileError
-from cirlib.fusion import sum_fusion
+from cirlib.fusion import MoECombiner, sum_fusion
 from cirlib.train.checkpoint import read_record
 from cirlib.train.loss import batch_classification_loss
 from cirlib.train.schedule import cosine_lr
-from cirlib.train.stage2 import FusionTrainConfig, load_trained_fusion, train_fusion
+from cirlib.train.pretrain import parameter_groups
+from cirlib.train.stage2 import FusionTrainConfig, epoch_plan, load_trained_fusion, train_fusion
 from cirlib.train.triplets import TripletFeatures, fashioniq_training_texts
 
 D, IMAGES, EDITS = 16, 120, 6
@@ -85,6 +86,35 @@ def test_cosine_schedule_warms_up_linearly_then_decays_to_zero():
     assert cosine_lr(100, 100, 1.0, warmup_steps=10) == pytest.approx(0.0)
 
 
+def test_one_cosine_decay_spans_every_epoch_of_a_run(tmp_path):
+    """600 triplets in batches of 50: 12 steps per epoch, 36 in all; each epoch logs its last step's rate."""
+    train, held_out = toy_task()
+    result = train_fusion(config(tmp_path, epochs=3, warmup_steps=2), train, validation(held_out), progress=False,
+                          verbose=False)
+    log = json.loads((tmp_path / "run" / "log.json").read_text())["log"]
+    assert [row["lr"] for row in log] == pytest.approx([cosine_lr(12 * e - 1, 36, 3e-3, 2) for e in (1, 2, 3)])
+    assert result["last"]["lr"] == pytest.approx(cosine_lr(35, 36, 3e-3, 2)) and log[0]["lr"] > log[1]["lr"] > 0
+
+
+def test_each_epoch_draws_every_text_form_in_its_own_order():
+    order, forms = epoch_plan(4000, seed=0, epoch=0, forms=4)
+    assert sorted(order.tolist()) == list(range(4000))
+    assert set(forms.tolist()) == {0, 1, 2, 3} and all(900 < (forms == f).sum() < 1100 for f in range(4))
+    again, other = epoch_plan(4000, seed=0, epoch=0, forms=4), epoch_plan(4000, seed=0, epoch=1, forms=4)
+    assert torch.equal(again[1], forms) and not torch.equal(other[1], forms) and not torch.equal(other[0], order)
+
+
+def test_weight_decay_reaches_matrices_only():
+    model = MoECombiner(D, projection_dim=8, hidden_dim=12)
+    decay, no_decay = parameter_groups(model, 0.05)
+    names = {id(p): name for name, p in model.named_parameters()}
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim == 2 for p in decay["params"]) and all(p.ndim == 1 for p in no_decay["params"])
+    assert {names[id(p)] for p in no_decay["params"]} >= {"attention_norm.weight", "attention_norm.bias",
+                                                         "text_projection.1.weight", "router.bias"}
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
 def test_fashioniq_training_texts_are_clip4cirs_four_forms():
     assert fashioniq_training_texts(["is red.", " has stripes?"]) == (
         "Is red and has stripes", "Has stripes and is red", "Is red", "Has stripes")
@@ -107,11 +137,11 @@ def test_best_checkpoint_round_trip_restores_the_best_epoch(tmp_path):
     train, held_out = toy_task()
     snapshots, v, t = [], held_out[0], held_out[1]
 
-    def validate(model):  # the metric prefers epoch 2; keep every epoch's queries to compare
+    def validate(model):  # the metric prefers epoch 2, which epoch 3 only ties; keep every epoch's queries
         model.eval()
         with torch.no_grad():
             snapshots.append(model(v, t))
-        return {"R@1": [1.0, 5.0, 2.0, 3.0][len(snapshots) - 1]}
+        return {"R@1": [1.0, 5.0, 5.0, 3.0][len(snapshots) - 1]}
     train_fusion(config(tmp_path), train, validate, progress=False)
     model, record = load_trained_fusion(tmp_path / "run" / "best.safetensors")
     assert record["epoch"] == 2 and record["metrics"]["R@1"] == 5.0
