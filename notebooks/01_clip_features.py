@@ -26,10 +26,10 @@
 # `SMALL = True` uses the small benchmark (what CI runs); set it to `False` for the medium benchmark
 # behind the README's tables.
 #
-# **Time and files.** With `SMALL = True`, about 53 s with a fresh feature cache and 31 s when it is
-# reused (measured on the 2-core development machine while other jobs loaded it, so likely less on an idle
-# one). It builds the benchmark in `data/synth-small/` if it is absent and writes CLIP features (about 2 MB)
-# to `data/cache/`.
+# **Time and files.** With `SMALL = True` it took 75 s with nothing built yet (measured 2026-11-28 on the 2-core
+# development machine, in a fresh clone, while other jobs kept it busy (load average 4-5), so expect less on an
+# idle machine). It builds the benchmark in `data/synth-small/` if it is absent and writes CLIP features to
+# `data/cache/`.
 
 # %% tags=["parameters"]
 SMALL = True
@@ -302,7 +302,7 @@ takeaways([
 # sixth of the width from the edge (with jitter) and a large object's radius is about 0.09 of the width, so the
 # crop takes about a quarter of a large object at its cell's centre and up to half of any object jittered
 # towards the edge; the garments lose their top and bottom eighth (neckline, hem). It costs a lot because
-# synthclip was trained on padded images: on `SMALL`, sum falls from 32.9 to 20.2 CIRR Avg, from 75.3 to 61.1
+# synthclip was trained on padded images: on the `tiny` preset (the earlier, smaller `SMALL`), sum falls from 32.9 to 20.2 CIRR Avg, from 75.3 to 61.1
 # FashionIQ avg and from 29.3 to 6.7 CIRCO mAP@10. Text only falls too (CIRR Avg 38.8 → 21.5) though its
 # query is unchanged: the gallery's image features change. Preprocess as the encoder was trained.
 # ### END SOLUTION
@@ -313,7 +313,7 @@ takeaways([
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_shape_colour", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
 # Colour, though neither forms clusters on the 2-D map: the background dominates its two components. Counted
-# with nearest neighbours as for the background above (on `SMALL`), an image's nearest neighbour has the same
+# with nearest neighbours as for the background above (on the `tiny` preset (the earlier, smaller `SMALL`)), an image's nearest neighbour has the same
 # first-object colour for 77% of the images (chance 25%) and the same shape for 65% (chance 30%); both are lifted
 # by the families, whose images share most objects. A colour changes many pixels' values, which a global feature
 # keeps; two shapes of similar area (a disc, a hexagon) differ only along their contour.
@@ -324,7 +324,7 @@ takeaways([
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_noisy_captions", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
-# By about two thirds: on `SMALL`, text→image R@1 falls from 41.0% with the full captions to 13.9% with the noisy
+# By about two thirds: on the `tiny` preset (the earlier, smaller `SMALL`), text→image R@1 falls from 41.0% with the full captions to 13.9% with the noisy
 # ones (R@5 from 67.4% to 34.0%; the partial captions give 16.7% R@1). A noisy caption leaves objects out, uses
 # synonyms ("rhombus", "disc") and gets some attributes wrong (a green disc that is orange), so it fits the
 # scene's family siblings as well as, or better than, the scene itself.
@@ -337,7 +337,7 @@ takeaways([
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_text_scale", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
-# On `SMALL`, CIRR Avg rises from 32.9 at $s = 1$ to 43.8 at $s = 2$ and 46.5 at $s = 4$, then falls (44.8 at
+# On the `tiny` preset (the earlier, smaller `SMALL`), CIRR Avg rises from 32.9 at $s = 1$ to 43.8 at $s = 2$ and 46.5 at $s = 4$, then falls (44.8 at
 # $s = 6$); FashionIQ avg peaks near $s = 2$ (83.9 against 75.3). The mean norms are close (image 23.1, text
 # 21.9: a ratio of 1.05), so equalising the lengths alone changes little. The best $s$ is 2 to 4 times that:
 # the text must outweigh the image, because it carries the edit while $v$ pulls the query towards the reference

@@ -32,11 +32,12 @@
 # zero-shot baselines. `SMALL = True` uses the small benchmark and few epochs (what CI runs);
 # `False` runs the medium benchmark with the configs behind the README's table (one seed).
 #
-# **Time and files.** With `SMALL = True`, about 220 s with a fresh feature cache and no runs (eight
-# trainings), 15 s when the runs are reused (measured on the 2-core development machine while other jobs
-# loaded it, so likely less on an idle one). It writes features (about 5 MB) to `data/cache/` and one folder
-# per run, `runs/notebooks/synth_<method>_<dataset>-<hash>/` (checkpoints and logs, about 140 MB for the
-# eight), and builds `data/synth-small/` if it is absent.
+# **Time and files.** With `SMALL = True` it took 186 s with the features already cached by notebook 01 and 03
+# and no runs (seven trainings and the sum baseline; measured 2026-11-28 on the 2-core development machine, in a
+# fresh clone, while other jobs kept it busy (load average 4-5), so expect less on an idle machine); a rerun
+# reuses the finished runs. It writes features to `data/cache/` and one folder per run,
+# `runs/notebooks/synth_<method>_<dataset>-<hash>/` (checkpoints and logs), and builds `data/synth-small/` if it
+# is absent.
 
 # %% tags=["parameters"]
 SMALL = True
@@ -220,7 +221,7 @@ should_see(f"""
 
 The training loss falls for every model. Where validation falls meanwhile, the models learn the training triplets
 ({triplets["fashioniq"]} FashionIQ-style, {triplets["cirr"]} CIRR-style) rather than the edits: about a million
-parameters against a few hundred examples. Checkpoint selection keeps the best epoch, which is what the table below
+parameters against a few thousand examples or fewer. Checkpoint selection keeps the best epoch, which is what the table below
 reports. On the medium benchmark (README, "Supervised fusion": 9,000 and 8,000 training triplets, 8 epochs) the
 best epoch was the last or the one before in 17 of 18 runs: there the models were still improving.
 """)
@@ -348,7 +349,7 @@ takeaways([
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_soft_routing", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
-# Neither clearly. On `SMALL` (6 epochs) the training loss follows top-2's closely: 1.88 against 1.97 at the last
+# Neither clearly. On the `tiny` preset (the earlier, smaller `SMALL`) (6 epochs) the training loss follows top-2's closely: 1.88 against 1.97 at the last
 # epoch on synth-fashioniq, 2.69 against 2.58 on synth-cirr. Validation: best avg 83.1 against 82.2 on
 # synth-fashioniq; best Avg 38.3 against 40.0 on synth-cirr (both at epoch 1: both overfit afterwards). These
 # gaps are two to four queries (one is 0.56 and 0.42 points), so no winner; and soft routing
@@ -362,10 +363,10 @@ takeaways([
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_dropout", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
-# A little, because the configs' dropout is only 0.1 (not CLIP4Cir's 0.5). On `SMALL` the last training loss
+# A little, because the configs' dropout is only 0.1 (not CLIP4Cir's 0.5). On the `tiny` preset (the earlier, smaller `SMALL`) the last training loss
 # falls by about 0.1 (1.96 against 2.07 on synth-fashioniq, 2.77 against 2.88 on synth-cirr) while validation
 # at the last epoch drops by 0.6 avg and 1.0 Avg (84.4 against 85.0, 32.5 against 33.5); the best epochs are
-# within a query of each other. So the gap widens slightly: the model fits its few hundred triplets better and
+# within a query of each other. So the gap widens slightly: the model fits its training triplets better and
 # generalises no better. Dropout matters little here partly because the residual $\lambda t + (1-\lambda) v$
 # carries the raw features past it: only the branch $b$ and the gate are regularised.
 # ### END SOLUTION
@@ -377,7 +378,7 @@ takeaways([
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_pseudo_triplets", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
-# No, they let almost everything through. On `SMALL`, synth-fashioniq's 600 training triplets give 3,170
+# No, they let almost everything through. On the `tiny` preset (the earlier, smaller `SMALL`), synth-fashioniq's 600 training triplets give 3,170
 # candidates (of at most 600 × 2 × 4 = 4,800: most images have 2 to 4 neighbours with cosine in [0.9, 0.995]),
 # of which 2,562 (81%) pass the match threshold; synth-cirr's 320 give 1,939 candidates and keep 1,859 (96%).
 # Pseudo triplets then outnumber the real ones four to six times, and validation does not improve (best avg
@@ -393,7 +394,7 @@ takeaways([
 # ### BEGIN SOLUTION
 # The batch's other targets are the negatives: with $B$ triplets each query picks its target among $B$, so
 # chance level is $\log B$ and a smaller batch is an easier classification with fewer, less confusable negatives.
-# Loss values are therefore not comparable across batch sizes: on `SMALL` the last training loss is 1.26 at
+# Loss values are therefore not comparable across batch sizes: on the `tiny` preset (the earlier, smaller `SMALL`) the last training loss is 1.26 at
 # $B = 32$ against 2.07 at $B = 64$ on synth-fashioniq ($\log 32 = 3.5$, $\log 64 = 4.2$). Validation is
 # lower with the weaker negatives despite twice the steps per epoch: best avg 84.4 against 85.0, best Avg 37.1
 # against 39.4.

@@ -29,11 +29,12 @@
 # It trains (or reuses, from notebook 02) the MoE of `configs/synth_moe_*.yaml`. `SMALL = True`
 # uses the small benchmark (CI); `False` the medium one.
 #
-# **Time and files.** With `SMALL = True`, about 90 s with a fresh feature cache and no runs (it trains
-# the two MoE runs), 22 s when notebook 02's runs are reused (measured on the 2-core development machine while
-# other jobs loaded it, so likely less on an idle one). It writes features (about 5 MB) to `data/cache/` and
-# the two MoE runs to `runs/notebooks/synth_moe_<dataset>-<hash>/` (about 60 MB, the same folders as
-# notebook 02), and builds `data/synth-small/` if it is absent.
+# **Time and files.** With `SMALL = True` it took 214 s when it had to train its two MoE runs itself (notebook
+# 02 not run before it) and encode the training features (measured 2026-11-28 on the 2-core development machine,
+# in a fresh clone, while other jobs kept it busy (load average 4-5), so expect less on an idle machine); after
+# notebook 02 it reuses those runs and only routes the val queries. It writes features to `data/cache/` and the
+# two MoE runs to `runs/notebooks/synth_moe_<dataset>-<hash>/` (the same folders as notebook 02), and builds
+# `data/synth-small/` if it is absent.
 
 # %% tags=["parameters"]
 SMALL = True
@@ -249,12 +250,12 @@ On the medium benchmark the dominant expert does the work: switching it off cost
 synth-fashioniq and 2.4 R@10 on synth-cirr, any other expert at most 0.25 (README, "The MoE router collapses").
 """ + ("Here too the dominant expert is the one that matters: the others are too lightly weighted to be missed."
        if as_on_medium else f"""Here switching it off {effects}, against the idea that the dominant expert does
-the work. The small benchmark speaks: the checkpoints come from epoch {epochs} of {moe_config("cirr").epochs},
-in runs that overfit their few hundred training triplets (notebook 02), so the dominant expert's branch has learned
-little that transfers to the val queries; handing its share to barely trained experts costs nothing, or even helps
-a few queries. With one query worth {one_query["cirr"]:.2f} points on synth-cirr and
-{one_query["fashioniq"]:.2f} on synth-fashioniq, such changes are a handful of queries, not evidence about the
-expert."""))
+the work there. A knockout does not remove a branch cleanly: the dominant expert's share goes to experts that
+were almost never selected in training (their router weights stayed near 0), so what the query loses and what
+it gains are both untrained quantities, and the net change can have either sign. The checkpoints are from epoch
+{epochs} of {moe_config("cirr").epochs}. One query is worth {one_query["cirr"]:.2f} points on synth-cirr and
+{one_query["fashioniq"]:.2f} on synth-fashioniq: count the queries above before reading a change as evidence
+about the expert, and compare with the medium benchmark's larger val sets."""))
 
 # %%
 takeaways([
@@ -280,7 +281,7 @@ takeaways([
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_load_balance", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
-# Hardly, at this weight. On `SMALL` (6 epochs) synth-fashioniq's router moves from one expert carrying 0.99 of
+# Hardly, at this weight. On the `tiny` preset (the earlier, smaller `SMALL`) (6 epochs) synth-fashioniq's router moves from one expert carrying 0.99 of
 # the mean router weight to two carrying 0.83 and 0.17 (top expert for 90% and 10% of the queries); synth-cirr's
 # stays collapsed (0.90, top expert for every query). NMI stays near 0 (0.004 and 0.000, against 0.000 and
 # 0.015 without). Recall moves by a few queries: best avg 83.6 against 82.2, best Avg 39.6 against 40.0. A weight
@@ -293,7 +294,7 @@ takeaways([
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_single_type", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
-# No, the dominant expert's column stays the only bright one. On `SMALL` only 36 of 180 synth-fashioniq queries and
+# No, the dominant expert's column stays the only bright one. On the `tiny` preset (the earlier, smaller `SMALL`) only 36 of 180 synth-fashioniq queries and
 # 30 of 240 synth-cirr queries have a single edit type. On synth-fashioniq the dominant expert gets 0.99 to 1.00
 # of the weight for every type and NMI stays 0; on synth-cirr its weight ranges from 0.52 to 0.97 by type and NMI
 # rises to 0.11, but that is 30 queries, a few per type, so the table is mostly noise. Splitting multi-type
@@ -307,7 +308,7 @@ takeaways([
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_knockout_queries", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
-# Almost all of them, but only a little. On `SMALL` synth-cirr, the top 5 (in order) differs for 230 of the 240
+# Almost all of them, but only a little. On the `tiny` preset (the earlier, smaller `SMALL`) synth-cirr, the top 5 (in order) differs for 230 of the 240
 # queries, yet the two query vectors stay close (cosine 0.97 on average, 0.94 at least): the router hands the
 # dominant expert's share to the next expert, and the gate's residual mix of the raw $t$ and $v$, which does most
 # of the work, is untouched. The top-5 lists mostly swap near-identical family siblings, which is why recall
@@ -320,7 +321,7 @@ takeaways([
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_top1", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
-# Less collapsed, but not more specialised. On `SMALL` with top-1 the queries spread over three experts (top
+# Less collapsed, but not more specialised. On the `tiny` preset (the earlier, smaller `SMALL`) with top-1 the queries spread over three experts (top
 # shares 0.41, 0.18, 0.37 on synth-fashioniq; 0.28, 0.34, 0.38 on synth-cirr) instead of one, yet NMI is only
 # 0.027 and 0.026: the experts split the queries by something other than the edit type. With one expert the
 # softmax over a single logit is always 1, so the router's logits get no gradient from the loss through the

@@ -33,10 +33,10 @@
 # `SMALL = True` uses the small benchmark (seconds; what CI runs); set it to `False` for the
 # medium benchmark behind the README's tables. `MODEL` is any `load_encoder` name or folder.
 #
-# **Time and files.** With `SMALL = True` it took 95 s on a fresh checkout (building the small
-# benchmark and encoding its features) and 43 s when they are reused, measured on the 2-core
-# development machine while other jobs kept it busy (load average 5-7), so expect less. It writes
-# the small benchmark to `data/synth-small/` and the features to `data/cache/`, nothing else.
+# **Time and files.** With `SMALL = True` it took 61 s after notebook 01 had built the benchmark (measured
+# 2026-11-28 on the 2-core development machine, in a fresh clone, while other jobs kept it busy (load average
+# 4-5), so expect less on an idle machine). It writes the small benchmark to `data/synth-small/` (if absent) and
+# the features to `data/cache/`, nothing else.
 
 # %% tags=["parameters"]
 SMALL = True

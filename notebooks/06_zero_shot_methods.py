@@ -35,12 +35,11 @@
 # `SMALL = True` uses the small benchmark and short training runs (what CI runs); set it to `False`
 # for the medium benchmark and the settings in `configs/*_synth.yaml`.
 #
-# **Time and files.** With `SMALL = True` it took 135 s with a fresh feature cache and 164 s with the
-# features cached, measured on the 2-core development machine while other notebooks ran (the difference
-# is that load, not the cache; under heavy load it took 8 minutes). Most of it is the three training
-# runs. It writes the benchmark and stream features to `data/cache/` (and the small benchmark to
-# `data/synth-small/` if it is missing); the training runs go to a temporary folder that the last cell
-# deletes. With `SMALL = False` the runs stay in `runs/zero_shot/` and a second run reuses them.
+# **Time and files.** With `SMALL = True` it took 224 s, most of it the three training runs (measured 2026-11-28
+# on the 2-core development machine, in a fresh clone, while other jobs kept it busy (load average 4-5), so
+# expect less on an idle machine). It writes the benchmark and stream features to `data/cache/` (and the small
+# benchmark to `data/synth-small/` if it is missing); the training runs go to a temporary folder that the last
+# cell deletes. With `SMALL = False` the runs stay in `runs/zero_shot/` and a second run reuses them.
 
 # %% tags=["parameters"]
 SMALL = True
@@ -479,10 +478,10 @@ takeaways([
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_prompt_wording", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
 # Rerun `evaluate_inversion(features, prompts, inverters, "a photo of $ , {}")` and compare with the table above.
-# On SMALL (our run) every method moves by at most 2.5 points: LinCIR the most (synth-fashioniq avg R@10
+# On the `tiny` preset (the earlier, smaller `SMALL`; our run) every method moves by at most 2.5 points: LinCIR the most (synth-fashioniq avg R@10
 # 64.4 → 65.6, synth-cirr Avg 44.4 → 43.5, synth-circo mAP@10 19.3 → 21.8), Pic2Word slightly *down* on all three
 # (63.3 → 61.7, 43.1 → 42.3, 23.5 → 22.9) although it is its own wording, SEARLE's two within about a point. A good
-# answer names the most sensitive method from its own numbers and adds that such gaps are a few queries on SMALL:
+# answer names the most sensitive method from its own numbers and adds that such gaps are a few queries on a small benchmark:
 # the ranking of the methods hardly depends on the wording.
 # ### END SOLUTION
 
@@ -496,7 +495,7 @@ takeaways([
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_lincir_noise", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
-# On SMALL (our run) the loss of the last tenth of the steps is 0.55 without noise against 0.63 with it, but
+# On the `tiny` preset (the earlier, smaller `SMALL`; our run) the loss of the last tenth of the steps is 0.55 without noise against 0.63 with it, but
 # retrieval does not follow: synth-fashioniq avg R@10 64.4 for both, synth-cirr Avg 44.2 against 44.4, synth-circo
 # mAP@10 20.8 against 19.3, all within a few queries. A lower loss on *text* features says nothing about how φ
 # handles *image* features at test time. The noise is large: with D = 256, σ·√D = 16, and u ~ U(0, 1) makes it
@@ -514,7 +513,7 @@ takeaways([
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_oti_without_regulariser", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
 # Invert with and without the regulariser and compare `w.norm()` and `prompts.nearest_tokens(w, 8)` (whole
-# vocabulary, and among `ATTRIBUTE_WORDS`). On SMALL (our run, 20 OTI steps) the norm barely changes (0.93 with,
+# vocabulary, and among `ATTRIBUTE_WORDS`). On the `tiny` preset (the earlier, smaller `SMALL`; our run, 20 OTI steps) the norm barely changes (0.93 with,
 # 0.92 without), both about 4.5× a real token embedding (0.20 on average): the regulariser does not make the
 # pseudo-word word-sized. The nearest tokens of the whole vocabulary are unrelated sub-words either way; among the
 # attribute words both lists hold the same colour words ("orange", "tangerine", "red") and differ in the rest (with
