@@ -1,4 +1,4 @@
-"""The ``cirlib`` command line: synth, pretrain, zeroshot, train, eval, reproduce, demo, assignment."""
+"""The ``cirlib`` command line: synth, pretrain, zeroshot, train, eval, study, reproduce, demo, assignment."""
 
 from __future__ import annotations
 
@@ -113,6 +113,16 @@ def _eval(args: argparse.Namespace) -> None:
     out = Path(args.results) / f"eval_{path.absolute().parent.name}_{path.stem}.json"
     write_json(out, result)
     print(f"saved {out}")
+
+
+def _study(args: argparse.Namespace) -> None:
+    from .moe_study import MoEStudyConfig, run_moe_study
+
+    config = load_config(MoEStudyConfig, args.config, seeds=args.seeds, runs=args.runs, results=args.results)
+    print(f"study config: {json.dumps(config.to_json())}", flush=True)
+    summary = run_moe_study(config)
+    print("\n\n".join(summary["tables"].values()))
+    print(f"saved {Path(config.results)}/moe_study.json, moe_study.md, moe_study_routing.png")
 
 
 def _reproduce(args: argparse.Namespace) -> None:
@@ -301,6 +311,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--results", default="results", help="where the results JSON goes")
     _add_on_missing_argument(evaluate, None, "; default: what the run was trained with")
     evaluate.set_defaults(run=_eval)
+
+    study = commands.add_parser("study", help="the MoE gating study: routing variants x seeds, trained and analysed "
+                                              "(cirlib.moe_study)")
+    study.add_argument("--config", required=True, help="a `kind: moe_study` YAML (configs/studies/moe_gating.yaml)")
+    study.add_argument("--seeds", type=int, nargs="+", default=None, help="override the config's seeds")
+    study.add_argument("--runs", default=None, help="override where the training runs go")
+    study.add_argument("--results", default=None, help="override where the tables and figure go")
+    study.set_defaults(run=_study)
 
     reproduce = commands.add_parser("reproduce", help="a paper setting on a real dataset, beside the paper's numbers")
     reproduce.add_argument("--dataset", required=True, choices=paper_numbers.DATASETS)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..data import CIRR, FashionIQ
@@ -99,3 +99,16 @@ def query_causes(types: EditTypes, texts: Sequence[str], vague: Sequence[bool] |
             found.add("caption noise")
         causes.append([c for c in CAUSES if c in found])
     return causes
+
+
+def query_groups(dataset: str, root: Path | str, texts: Mapping[str, Sequence[str]] | Sequence[str],
+                 split: str = "val") -> tuple[EditTypes, list[list[str]]]:
+    """(edit types, causes) of a synthetic split's queries, in the evaluation features' order.
+
+    ``texts``: the queries' texts, FashionIQ as {category: texts} (the categories it names, in order), CIRR as one
+    list (its vague captions count as caption noise)."""
+    if dataset == "fashioniq":
+        types = fashioniq_edit_types(root, list(texts), split)
+        return types, query_causes(types, [t for part in texts.values() for t in part])
+    types = cirr_edit_types(root, split)
+    return types, query_causes(types, list(texts), cirr_vague_captions(root, split))

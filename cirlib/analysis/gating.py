@@ -94,3 +94,26 @@ def expert_off_method(model: MoECombiner, expert: int):
         with torch.no_grad():
             return model(image, text, disabled_experts=[expert]).float()
     return method
+
+
+def top_expert_cause_nmi(weights: torch.Tensor, causes: Sequence[Sequence[str]]) -> float:
+    """NMI between each query's top expert and its cause(s) of difficulty (``cirlib.analysis.edits.query_causes``;
+    split weights as for edit types)."""
+    return top_expert_edit_type_nmi(weights, [list(c) for c in causes])
+
+
+def balance_summary(weights: torch.Tensor) -> dict[str, float]:
+    """How evenly the router spreads N queries over E experts, three ways:
+
+    - ``top share``: the largest share of queries any one expert is the top expert for (1/E balanced, 1 collapsed);
+    - ``top entropy``: entropy of the top-expert distribution over log E (1 balanced, 0 collapsed);
+    - ``importance CV``: coefficient of variation of the experts' mean router weight (0 balanced, sqrt(E-1)
+      when one expert takes every weight).
+    """
+    experts = weights.shape[1]
+    share = torch.bincount(weights.argmax(dim=1), minlength=experts).double() / len(weights)
+    nonzero = share[share > 0]
+    importance = weights.double().mean(dim=0)
+    return {"top share": float(share.max()),
+            "top entropy": abs(float((nonzero * nonzero.log()).sum() / np.log(experts))),  # abs: no -0.0
+            "importance CV": float(importance.std(unbiased=False) / importance.mean())}

@@ -19,10 +19,15 @@ with two of four experts): 167,194,884 / 114,755,844 at D=640 (P=2560, H=5120); 
 H=512 (the synthetic-benchmark configs).
 
 Our documented extensions, all off by default: ``routing="soft"`` (softmax over all experts, every
-expert runs), ``router_noise`` (Gaussian noise of that std on the router logits while training),
-``load_balance_weight`` (weight of :func:`load_balancing_loss`, returned as ``Routing.aux_loss``
-for the training loop to add). ``forward(..., return_routing=True)`` always returns the routing
-statistics (logits, weights, gate) for analysis, and ``disabled_experts`` switches experts off.
+expert runs), ``router_noise`` (Gaussian noise of that std on the router logits while training: noisy
+top-k gating with a fixed noise scale), ``load_balance_weight`` with ``balance_loss`` (the importance
+loss of Shazeer et al., 2017, or the Switch Transformer's loss; :data:`BALANCE_LOSSES`) and
+``z_loss_weight`` (ST-MoE's router z-loss), summed into ``Routing.aux_loss`` for the training loop to
+add. ``forward(..., return_routing=True)`` always returns the routing statistics (logits, weights,
+gate) for analysis, and ``disabled_experts`` switches experts off. The study of these options is
+:mod:`cirlib.moe_study`. Expert-choice routing (experts pick their queries) is not offered: a query's
+experts would depend on which other queries share its batch, so its retrieval result would change with
+the evaluation's chunking.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ class Routing:
     logits: torch.Tensor    # (N, E) router logits, after noise and switched-off experts (-inf)
     weights: torch.Tensor   # (N, E) mixing weights: k non-zeros per row (top-k) or all (soft); rows sum to 1
     gate: torch.Tensor      # (N, D) the vector gate g of the residual mix
-    aux_loss: torch.Tensor  # scalar: load_balance_weight * load_balancing_loss(weights); 0 by default
+    aux_loss: torch.Tensor  # scalar: the weighted balancing loss plus the weighted z-loss; 0 by default
 
     @property
     def top_expert(self) -> torch.Tensor:
@@ -61,6 +66,29 @@ def load_balancing_loss(weights: torch.Tensor) -> torch.Tensor:
     """
     importance = weights.float().sum(dim=0)
     return importance.var(unbiased=False) / (importance.mean() ** 2 + 1e-10)
+
+
+def switch_loss(weights: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """The Switch Transformer's auxiliary loss: E * sum_e f_e * P_e (Fedus et al., 2021), 1 when balanced.
+
+    f_e is the fraction of the batch's expert selections that go to expert e (not differentiable), P_e the
+    mean router probability of e (softmax over all E logits; its gradient moves the router). With top-k
+    routing each query makes k selections, so the f_e still sum to 1.
+    """
+    selected = (weights > 0).float()
+    fraction = selected.sum(dim=0) / selected.sum()
+    probability = torch.softmax(logits.float(), dim=-1).mean(dim=0)
+    return logits.shape[1] * (fraction * probability).sum()
+
+
+def router_z_loss(logits: torch.Tensor) -> torch.Tensor:
+    """ST-MoE's router z-loss (Zoph et al., 2022): the mean squared log-sum-exp of the logits, which keeps
+    them small (switched-off experts, at -inf, add nothing)."""
+    return torch.logsumexp(logits.float(), dim=-1).pow(2).mean()
+
+
+BALANCE_LOSSES = {"importance": lambda weights, logits: load_balancing_loss(weights), "switch": switch_loss}
+"""The balancing losses ``load_balance_weight`` weighs: ``(weights, logits) -> scalar``."""
 
 
 def route(logits: torch.Tensor, top_k: int, routing: str) -> torch.Tensor:
@@ -83,18 +111,22 @@ class MoECombiner(nn.Module):
     def __init__(self, embed_dim: int, projection_dim: int | None = None, hidden_dim: int | None = None,
                  num_experts: int = 4, top_k: int = 2, heads: int = 4, dropout: float = 0.5,
                  expert_dropout: float = 0.1, routing: str = "topk", router_noise: float = 0.0,
-                 load_balance_weight: float = 0.0) -> None:
+                 load_balance_weight: float = 0.0, balance_loss: str = "importance",
+                 z_loss_weight: float = 0.0) -> None:
         super().__init__()
         projection_dim = projection_dim or 4 * embed_dim
         hidden_dim = hidden_dim or 8 * embed_dim
         if routing not in ROUTINGS:
             raise ValueError(f"unknown routing {routing!r}; use one of {', '.join(ROUTINGS)}")
+        if balance_loss not in BALANCE_LOSSES:
+            raise ValueError(f"unknown balance_loss {balance_loss!r}; use one of {', '.join(BALANCE_LOSSES)}")
         if not 1 <= top_k <= num_experts:
             raise ValueError(f"top_k must be between 1 and num_experts ({num_experts}), got {top_k}")
         if projection_dim % heads:
             raise ValueError(f"projection_dim ({projection_dim}) must be divisible by heads ({heads})")
         self.embed_dim, self.num_experts, self.top_k, self.routing = embed_dim, num_experts, top_k, routing
         self.router_noise, self.load_balance_weight = router_noise, load_balance_weight
+        self.balance_loss, self.z_loss_weight = balance_loss, z_loss_weight
         self.text_projection = nn.Sequential(nn.Linear(embed_dim, projection_dim), nn.LayerNorm(projection_dim),
                                              nn.ReLU(), nn.Dropout(dropout))
         self.image_projection = nn.Sequential(nn.Linear(embed_dim, projection_dim), nn.LayerNorm(projection_dim),
@@ -149,6 +181,13 @@ class MoECombiner(nn.Module):
         query = residual_mix(base, gate, image, text)
         if not return_routing:
             return query
-        aux = self.load_balance_weight * load_balancing_loss(weights) if self.load_balance_weight else \
-            weights.new_zeros(())
-        return query, Routing(logits=logits, weights=weights, gate=gate, aux_loss=aux)
+        return query, Routing(logits=logits, weights=weights, gate=gate, aux_loss=self.auxiliary_loss(weights, logits))
+
+    def auxiliary_loss(self, weights: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """load_balance_weight * the balancing loss + z_loss_weight * the z-loss (float32; 0 when both are off)."""
+        aux = weights.new_zeros((), dtype=torch.float32)
+        if self.load_balance_weight:
+            aux = aux + self.load_balance_weight * BALANCE_LOSSES[self.balance_loss](weights, logits)
+        if self.z_loss_weight:
+            aux = aux + self.z_loss_weight * router_z_loss(logits)
+        return aux

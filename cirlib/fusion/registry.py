@@ -58,5 +58,5 @@ def fuse(model: nn.Module, image: torch.Tensor, text: torch.Tensor) -> tuple[tor
     inner = getattr(model, "module", model)
     if isinstance(inner, MoECombiner):
         query, routing = model(image, text, return_routing=True)
-        return query, routing.aux_loss if inner.load_balance_weight else None
+        return query, routing.aux_loss if inner.load_balance_weight or inner.z_loss_weight else None
     return model(image, text), None
