@@ -2,13 +2,15 @@
 
 Stages: build the benchmark -> encode its val splits and gallery captions with the bundled
 ``synthclip`` -> zero-shot baselines (image only, text only, sum) -> WeiMoCIR swept over the α×β
-grid, reported at the best cell -> Combiner and MoE trained on the train splits (stage 2, cached
-features) -> one FashionIQ-style and one CIRR-style table, printed and saved under ``results/``
-with two figures and the configuration. Every stage reuses what an earlier run left (the benchmark,
+grid, with (α, β) chosen on held-out halves of val (``cirlib.sweep_select``) -> Combiner and MoE trained on the
+train splits (stage 2, cached features) -> one FashionIQ-style and one CIRR-style table, printed and saved under
+``results/`` with two figures and the configuration. Every stage reuses what an earlier run left (the benchmark,
 the feature cache, finished training runs), so a rerun takes about a minute.
 
-Reading the tables: the trained rows are their last epoch (no selection on val); WeiMoCIR's (α, β)
-is the best cell *on the same val split*, an upper bound for a training-free method.
+Reading the tables: the trained rows are their last epoch (no selection on val). WeiMoCIR's default row scores
+each half of the val queries with the best cell of the other half (2-fold cross-fitting, "α 0.6/0.7" gives the two
+halves' values); its upper-bound row is the best cell *on the same val split*, an upper bound for a training-free
+method.
 
     from cirlib.demo import DemoConfig, run_demo
     result = run_demo(DemoConfig(benchmark="data/synth-small", size="small", epochs=2))
@@ -40,7 +42,8 @@ from .evaluation import CIRR_COLUMNS, FASHIONIQ_COLUMNS, markdown_table
 from .experiments import config_variant, evaluate, run_fusion_job
 from .fusion import VARIANTS, ZERO_SHOT_BASELINES
 from .plots import parameter_heatmap
-from .sweep import SELECT_BY, SweepResult, best_cell, sweep
+from .sweep import SELECT_BY, SweepResult, sweep
+from .sweep_select import Cell, HeldOutChoice, Scores, held_out_choice
 
 DATASETS = {"fashioniq": "synth-fashioniq", "cirr": "synth-cirr"}
 FUSION_LABELS = {"combiner": "Combiner", "moe": "MoE", "bilinear": "Bilinear", "sum": "Sum"}
@@ -82,7 +85,8 @@ class DemoResult:
 
     config: DemoConfig
     tables: dict          # {dataset: {method: metrics}}
-    best_cells: dict      # {dataset: (α, β)}
+    best_cells: dict      # {dataset: (α, β)}: the best cell on the whole val split (the upper-bound row)
+    held_out: dict        # {dataset: HeldOutChoice}: the default WeiMoCIR row
     sweeps: dict          # {dataset: SweepResult}
     splits: dict          # {dataset: CaptionedSplit or {category: CaptionedSplit}}
     runs: dict            # {dataset: {fusion label: run folder}}
@@ -90,8 +94,26 @@ class DemoResult:
     files: list = field(default_factory=list)
 
     def weimocir_label(self, dataset: str) -> str:
-        alpha, beta = self.best_cells[dataset]
-        return f"WeiMoCIR (α={alpha:g}, β={beta:g})"
+        """The name of the default WeiMoCIR row: (α, β) chosen on held-out halves of val."""
+        return held_out_label(self.held_out[dataset])
+
+    def upper_bound_label(self, dataset: str) -> str:
+        """The name of the WeiMoCIR row at the best cell of the reported split itself."""
+        return upper_bound_label(self.best_cells[dataset])
+
+    def weimocir_scores(self, dataset: str) -> Scores:
+        """The (queries, gallery) scores of the default WeiMoCIR row ({category: scores} for FashionIQ)."""
+        return self.held_out[dataset].scores(self.splits[dataset])
+
+
+def held_out_label(choice: HeldOutChoice) -> str:
+    """A table row's name for WeiMoCIR at a held-out choice, e.g. "WeiMoCIR (α 0.6/0.6, β 0.2/0.3, held-out)"."""
+    return f"WeiMoCIR ({choice.cells_text()}, held-out)"
+
+
+def upper_bound_label(cell: Cell) -> str:
+    """A table row's name for WeiMoCIR at the best cell of the split it is reported on."""
+    return f"WeiMoCIR upper bound (α={cell[0]:g}, β={cell[1]:g}, chosen on the reported split)"
 
 
 class _Stages:
@@ -174,8 +196,9 @@ def run_demo(config: DemoConfig, verbose: bool = True) -> DemoResult:
     tables and progress bars; False (a notebook, which shows the tables itself) prints only the stage lines (and
     the rendering bar of a benchmark it builds)."""
     say = _printer(verbose)
-    say(f"CIR Lab demo: synthetic benchmark -> {config.model} features -> zero-shot baselines -> WeiMoCIR at the "
-        f"best α/β -> trained {' and '.join(FUSION_LABELS.get(f, f) for f in config.fusions)} -> tables.\n"
+    trained = " and ".join(FUSION_LABELS.get(f, f) for f in config.fusions)
+    say(f"CIR Lab demo: synthetic benchmark -> {config.model} features -> zero-shot baselines -> WeiMoCIR with α/β "
+        f"chosen on held-out halves of val -> trained {trained} -> tables.\n"
         f"{expected_time(config)}\n"
         f"demo config: {json.dumps(dataclasses.asdict(config))}", flush=True)
     _check_configs(config)
@@ -193,20 +216,21 @@ def run_demo(config: DemoConfig, verbose: bool = True) -> DemoResult:
         tables = {dataset: {name: evaluate(dataset, split_features(split), method)
                             for name, method in ZERO_SHOT_BASELINES.items()} for dataset, split in splits.items()}
     sweeps: dict[str, SweepResult] = {}
-    best_cells = {}
+    held_out: dict[str, HeldOutChoice] = {}
     with stage("WeiMoCIR α/β sweep"):
         for dataset, split in splits.items():
             sweeps[dataset] = sweep(split, variant=config.variant, progress=verbose)
-            alpha, beta, _ = best_cell(sweeps[dataset], SELECT_BY[dataset])
-            best_cells[dataset] = (alpha, beta)
-            tables[dataset][f"WeiMoCIR (α={alpha:g}, β={beta:g})"] = sweeps[dataset].at(alpha, beta)
+            choice = held_out[dataset] = held_out_choice(split, config.variant, full=sweeps[dataset])
+            tables[dataset][held_out_label(choice)] = choice.metrics
+            tables[dataset][upper_bound_label(choice.upper_cell)] = choice.upper_metrics
+    best_cells = {dataset: choice.upper_cell for dataset, choice in held_out.items()}
     runs: dict[str, dict[str, Path]] = {dataset: {} for dataset in DATASETS}
     with stage("training Combiner and MoE"):
         for dataset in DATASETS:
             for fusion in config.fusions:
                 label = FUSION_LABELS.get(fusion, fusion)
                 runs[dataset][label], tables[dataset][label] = _train(config, dataset, fusion, verbose)
-    result = DemoResult(config, tables, best_cells, sweeps, splits, runs, stage.seconds)
+    result = DemoResult(config, tables, best_cells, held_out, sweeps, splits, runs, stage.seconds)
     with stage("tables and figures"):
         out = Path(config.results)
         out.mkdir(parents=True, exist_ok=True)
@@ -217,7 +241,8 @@ def run_demo(config: DemoConfig, verbose: bool = True) -> DemoResult:
         result.files = [str(out / f"demo_{d}.md") for d in texts] + [str(p) for p in _figures(result, out)]
     write_json(out / "demo.json", {"config": dataclasses.asdict(config), "encoder": describe(encoder),
                                    "machine": _machine(), "benchmark": manifest["counts"],
-                                   "best_cells": best_cells, "tables": tables, "seconds": stage.seconds,
+                                   "best_cells": best_cells, "held_out": {d: c.summary() for d, c in held_out.items()},
+                                   "tables": tables, "seconds": stage.seconds,
                                    "runs": {d: {k: str(v) for k, v in r.items()} for d, r in runs.items()}})
     total = sum(stage.seconds.values())
     say(f"\nsaved {out}/demo.json, " + ", ".join(result.files) + f"\ndemo finished in {total / 60:.1f} minutes "
@@ -238,8 +263,9 @@ def expected_time(config: DemoConfig) -> str:
 
 def _tables_markdown(result: DemoResult) -> dict[str, str]:
     config = result.config
-    note = (f"trained rows: epoch {config.epochs} of {config.epochs}; WeiMoCIR ({config.variant}): best (α, β) on "
-            "this val split (an upper bound)")
+    note = (f"trained rows: epoch {config.epochs} of {config.epochs}; WeiMoCIR ({config.variant}): each half of the "
+            "val queries scored at the best (α, β) of the other half (held-out; α, β: the two halves' cells), and "
+            "the best cell of this val split itself (an upper bound)")
     kinds = {"fashioniq": "recall", "cirr": "CIRR metrics"}
     return {dataset: markdown_table(result.tables[dataset], columns,
                                     f"{DATASETS[dataset]} (val), {kinds[dataset]} %, {config.model}; {note}")

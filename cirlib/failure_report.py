@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .analysis.edits import cirr_edit_types, cirr_vague_captions, fashioniq_edit_types, query_causes
-from .analysis.failures import method_scores, query_outcomes, weimocir_scores
+from .analysis.edits import query_groups
+from .analysis.failures import method_scores, query_outcomes
 from .demo import DATASETS, DemoResult
 from .encoders.captions import split_features
 from .experiments import fusion_method
@@ -24,10 +24,11 @@ from .train.stage2 import LAST, load_trained_fusion
 
 
 def best_methods(result: DemoResult, dataset: str) -> tuple[str, str]:
-    """(best trained row, best training-free row) of the demo's table, by the dataset's selection metric."""
+    """(best trained row, best training-free row) of the demo's table, by the dataset's selection metric; WeiMoCIR's
+    upper-bound row (chosen on val itself) is no method and never the training-free one."""
     rows, metric = result.tables[dataset], SELECT_BY[dataset]
     trained = [name for name in rows if any(name in runs for runs in result.runs.values())]
-    free = [name for name in rows if name not in trained]
+    free = [name for name in rows if name not in trained and name != result.upper_bound_label(dataset)]
     return max(trained, key=lambda m: rows[m][metric]), max(free, key=lambda m: rows[m][metric])
 
 
@@ -39,15 +40,11 @@ def demo_outcomes(result: DemoResult, dataset: str, k: int = 5) -> tuple[pd.Data
     model, _ = load_trained_fusion(Path(result.runs[dataset][trained]) / LAST, device="cpu")
     scores = {trained: method_scores(fusion_method(model), features)}
     if free == result.weimocir_label(dataset):
-        scores[free] = weimocir_scores(split, *result.best_cells[dataset], variant=result.config.variant)
+        scores[free] = result.weimocir_scores(dataset)
     else:
         scores[free] = method_scores(ZERO_SHOT_BASELINES[free], features)
-    root = Path(result.config.benchmark) / DATASETS[dataset]
-    if dataset == "fashioniq":
-        types, vague = fashioniq_edit_types(root, list(features)), None
-        texts = [t for f in features.values() for t in f.query_texts]
-    else:
-        types, vague, texts = cirr_edit_types(root), cirr_vague_captions(root), features.query_texts
-    frame = query_outcomes(features, scores, types, query_causes(types, texts, vague),
+    texts = {c: f.query_texts for c, f in features.items()} if dataset == "fashioniq" else features.query_texts
+    types, causes = query_groups(dataset, Path(result.config.benchmark) / DATASETS[dataset], texts)
+    frame = query_outcomes(features, scores, types, causes,
                            exclude_reference=dataset == "cirr", k=k)
     return frame, (trained, free)

@@ -178,7 +178,8 @@ def run_moe_study(config: MoEStudyConfig, progress: bool = True) -> dict:
                         "analysis": analysis.to_json()})
         if progress:
             print(f"{run.dataset} {name} seed {run.seed}: {records[-1]['row']}", flush=True)
-    summary = {"config": config.to_json(), "runs": records, "tables": study_tables(records)}
+    summary = {"config": config.to_json(), "runs": records,
+               "tables": {"summary": summary_table(records), **study_tables(records)}}
     out = Path(config.results)
     write_json(out / "moe_study.json", summary)
     write_text(out / "moe_study.md", "\n\n".join(summary["tables"].values()) + "\n")
@@ -186,10 +187,14 @@ def run_moe_study(config: MoEStudyConfig, progress: bool = True) -> dict:
     return summary
 
 
-def _mean_std(values: Sequence[float]) -> str:
+FRACTIONS = frozenset({"top share", "top entropy", "importance CV", "NMI edit type", "NMI cause"})
+"""Columns in [0, 1] or near it, shown with three decimals (recall, costs and seconds with one)."""
+
+
+def _mean_std(values: Sequence[float], column: str) -> str:
     values = np.asarray(values, dtype=float)
     spread = values.std(ddof=1) if len(values) > 1 else 0.0
-    digits = 3 if abs(values.mean()) < 1 else 1
+    digits = 3 if column in FRACTIONS else 1
     return f"{values.mean():.{digits}f} ± {spread:.{digits}f}"
 
 
@@ -203,9 +208,30 @@ def study_tables(records: Sequence[Mapping]) -> dict[str, str]:
                  "| variant | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
         for variant in dict.fromkeys(r["variant"] for r in rows):
             runs = [r["row"] for r in rows if r["variant"] == variant]
-            lines.append(f"| {variant} | " + " | ".join(_mean_std([run[c] for run in runs]) for c in columns) + " |")
+            lines.append(f"| {variant} | " + " | ".join(_mean_std([run[c] for run in runs], c) for c in columns) + " |")
         tables[dataset] = "\n".join(lines)
     return tables
+
+
+SUMMARY_COLUMNS = ("top share", "NMI edit type", "NMI cause", "largest knockout cost", "train seconds")
+"""The columns the one-line-per-variant summary shows for every dataset, after each dataset's headline recall."""
+
+
+def summary_table(records: Sequence[Mapping]) -> str:
+    """One markdown row per variant, both datasets side by side ("FIQ / CIRR" in each cell): the headline recall
+    (:data:`KNOCKOUT`), then :data:`SUMMARY_COLUMNS`, each mean ± sample std over the seeds."""
+    datasets = list(dict.fromkeys(r["dataset"] for r in records))
+    columns = [" / ".join(KNOCKOUT[d] for d in datasets), *SUMMARY_COLUMNS]
+    lines = [f"all datasets ({' / '.join(datasets)}; val, best epoch; mean ± std over seeds "
+             f"{sorted({r['seed'] for r in records})})", "", "| variant | " + " | ".join(columns) + " |",
+             "|---" * (len(columns) + 1) + "|"]
+    for variant in dict.fromkeys(r["variant"] for r in records):
+        def cell(column: str | None) -> str:
+            return " / ".join(_mean_std([r["row"][column or KNOCKOUT[d]] for r in records
+                                         if r["variant"] == variant and r["dataset"] == d], column or "recall")
+                              for d in datasets)
+        lines.append(f"| {variant} | " + " | ".join([cell(None), *map(cell, SUMMARY_COLUMNS)]) + " |")
+    return "\n".join(lines)
 
 
 def routing_figure(records: Sequence[Mapping], seed: int | None = None) -> plt.Figure:
@@ -216,7 +242,7 @@ def routing_figure(records: Sequence[Mapping], seed: int | None = None) -> plt.F
     datasets = list(dict.fromkeys(r["dataset"] for r in chosen))
     variants = list(dict.fromkeys(r["variant"] for r in chosen))
     figure, axes = plt.subplots(len(variants), len(datasets), figsize=(5.5 * len(datasets), 2.6 * len(variants)),
-                                squeeze=False)
+                                squeeze=False, layout="constrained")
     for record in chosen:
         ax = axes[variants.index(record["variant"]), datasets.index(record["dataset"])]
         analysis = record["analysis"]
@@ -227,5 +253,4 @@ def routing_figure(records: Sequence[Mapping], seed: int | None = None) -> plt.F
         ax.tick_params(labelsize=7)
         ax.set_title(f"{record['dataset']} · {record['variant']} · NMI {analysis['nmi_edit_type']:.3f}", fontsize=8)
     figure.suptitle(f"Mean router weight per edit type (seed {seed})")
-    figure.tight_layout()
     return figure

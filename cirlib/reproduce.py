@@ -19,8 +19,10 @@ random weights. The paper's row is printed only when the model and pretrained st
 paper's exactly; otherwise the note says which weights the paper used.
 
 The val split is evaluated; on CIRR test1 and CIRCO test (no public targets) the test-server
-submission files are written instead, into ``results``. Every result is named by the dataset,
-method, split and a hash of the settings (:func:`run_name`), so runs with other settings never
+submission files are written instead, into ``results``. WeiMoCIR on val is also scored with (α, β) chosen on
+held-out halves of val (``cirlib.sweep_select``: each half of the queries at the best cell of the other half),
+beside the best cell of the whole split (an upper bound), in the result's "held-out choice". Every result is named
+by the dataset, method, split and a hash of the settings (:func:`run_name`), so runs with other settings never
 overwrite each other, and holds the settings and the count of images skipped (``--on-missing skip``).
 """
 
@@ -50,6 +52,7 @@ from .metrics import cirr_rankings, rank_gallery, write_circo_submission, write_
 from .paper_numbers import (DATASETS, METHODS, PAPER_SETTINGS, TRAINED_METHODS, ZERO_SHOT_METHODS, default_weights,
                             paper_result, paper_weights)
 from .sweep import ScoreGrid, sweep
+from .sweep_select import held_out_choice
 from .train.checkpoint import read_record
 from .train.stage2 import load_trained_fusion
 
@@ -255,12 +258,16 @@ def _method(config: ReproduceConfig) -> Method:
     return fusion_method(model)
 
 
-def _evaluate(encoder: Encoder, cache: FeatureCache, config: ReproduceConfig, features: Features,
-              image_path: Callable[[object], Path]) -> dict[str, float]:
-    """The dataset's metrics on the val split; WeiMoCIR as a one-cell sweep, which scores exactly as the grid does."""
-    if config.method == "weimocir":
-        split = _captioned(encoder, cache, config, features, image_path)
-        return sweep(split, [config.alpha], [config.beta], progress=False).at(config.alpha, config.beta)
+def _weimocir_val(split: CaptionedSplit | dict[str, CaptionedSplit],
+                  config: ReproduceConfig) -> tuple[dict[str, float], dict]:
+    """WeiMoCIR on val: the metrics at ``config``'s (α, β) as a one-cell sweep, which scores exactly as the grid does,
+    and the held-out choice with the upper bound beside it (``HeldOutChoice.summary``)."""
+    measured = sweep(split, [config.alpha], [config.beta], progress=False).at(config.alpha, config.beta)
+    return measured, held_out_choice(split, device=config.device).summary()
+
+
+def _evaluate(config: ReproduceConfig, features: Features) -> dict[str, float]:
+    """The dataset's metrics on the val split for a zero-shot or trained method."""
     if config.dataset == "fashioniq":
         return evaluate_fashioniq(features, _method(config))
     if config.dataset == "cirr":
@@ -341,8 +348,11 @@ def reproduce(config: ReproduceConfig) -> dict:
     features, image_path = _split_features(encoder, cache, config)
     result = {"name": run_name(config), "config": asdict(config), "encoder": describe(encoder), "split": config.split,
               "missing": missing_summary(merged_missing(features)), "measured": {}, "submission": []}
-    if config.split == "val":
-        result["measured"] = _evaluate(encoder, cache, config, features, image_path)
+    if config.split == "val" and config.method == "weimocir":
+        split = _captioned(encoder, cache, config, features, image_path)
+        result["measured"], result["held-out choice"] = _weimocir_val(split, config)
+    elif config.split == "val":
+        result["measured"] = _evaluate(config, features)
     else:
         result["submission"] = _submit(config, features, _scorer(encoder, cache, config, features, image_path))
     result["paper"], result["paper note"] = _paper(config)
@@ -354,24 +364,46 @@ def save_result(result: dict, folder: Path | str) -> Path:
     return write_json(Path(folder) / f"{result['name']}.json", result)
 
 
+def _comparison_columns(result: dict) -> dict[str, dict]:
+    """{column: metrics}: the paper's, the measured ones, and (WeiMoCIR on val) the held-out choice's and the upper
+    bound's."""
+    columns = {"paper": result["paper"]["metrics"] if result["paper"] else {}, "measured": result["measured"]}
+    held = result.get("held-out choice")
+    if held:
+        columns |= {"held-out": held["metrics"], "upper bound": held["upper bound"]["metrics"]}
+    return columns
+
+
+def _val_lines(result: dict) -> list[str]:
+    """Notes under a val result: where "measured" was taken, and (WeiMoCIR) what the held-out and upper-bound
+    columns are."""
+    split, held = result.get("split", "val"), result.get("held-out choice")
+    if not held:
+        return [f"measured: {split} split"]
+    config, (alpha, beta) = result["config"], held["upper bound"]["cell"]
+    return [f"measured: {split} split at α={config['alpha']:g}, β={config['beta']:g} (--alpha, --beta)",
+            f"held-out: {held['chosen']} ({held['protocol']})",
+            f"upper bound: α={alpha:g}, β={beta:g}, {held['upper bound']['note']}: a ceiling, not a result"]
+
+
 def format_comparison(result: dict) -> str:
-    """Paper and measured numbers side by side: the paper's metrics first, then every other measured one."""
-    paper, measured = result["paper"], result["measured"]
-    names = list(dict.fromkeys([*(paper["metrics"] if paper else ()), *measured]))
-    lines = [f"{'metric':<22}{'paper':>10}{'measured':>10}"]
+    """Paper and measured numbers side by side: the paper's metrics first, then every other measured one; for
+    WeiMoCIR on val also the held-out choice and the upper bound."""
+    columns = _comparison_columns(result)
+    names = list(dict.fromkeys(name for metrics in columns.values() for name in metrics))
+    widths = [max(10, len(column) + 2) for column in columns]
+    lines = [f"{'metric':<22}" + "".join(f"{column:>{width}}" for column, width in zip(columns, widths))]
     for name in names:
-        quoted = paper["metrics"].get(name) if paper else None
-        value = measured.get(name)
-        lines.append(f"{name:<22}{'-' if quoted is None else f'{quoted:.2f}':>10}"
-                     f"{'-' if value is None else f'{value:.2f}':>10}")
+        values = (metrics.get(name) for metrics in columns.values())
+        lines.append(f"{name:<22}" + "".join(f"{'-' if value is None else f'{value:.2f}':>{width}}"
+                                             for value, width in zip(values, widths)))
     lines.append(result["paper note"])
-    split = result.get("split", "val")
     if result.get("submission"):
         server = SERVERS[result["config"]["dataset"]]
-        lines.append(f"measured: none ({split} has no public targets); submission files for {server}: "
-                     + ", ".join(result["submission"]))
+        lines.append(f"measured: none ({result.get('split', 'val')} has no public targets); submission files for "
+                     f"{server}: " + ", ".join(result["submission"]))
     else:
-        lines.append(f"measured: {split} split")
+        lines += _val_lines(result)
     skipped = result.get("missing", {}).get("skipped images", 0)
     if skipped:
         lines.append(f"skipped {skipped} missing images and the queries that need them (--on-missing skip): "

@@ -96,12 +96,13 @@ class _Side:
 
 
 class ScoreGrid:
-    """WeiMoCIR scores of a split's queries (rows ``queries``) at any (α, β), from fixed products.
+    """WeiMoCIR scores of a split's queries (rows ``queries``: a slice or an index tensor) at any (α, β), from fixed
+    products.
 
     ``scores(α, β)`` equals ``weighted_similarity`` on those rows (to float rounding).
     """
 
-    def __init__(self, split: CaptionedSplit, variant: str = "slides", queries: slice = slice(None),
+    def __init__(self, split: CaptionedSplit, variant: str = "slides", queries: slice | torch.Tensor = slice(None),
                  device: str | torch.device = "cpu") -> None:
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")

@@ -1,5 +1,6 @@
 """Sweeps of the synthetic benchmark for notebooks and the README: the seed's caption ablation and
-the table of the best (α, β) per dataset next to the zero-shot baselines.
+the table of WeiMoCIR per dataset (paper setting, α/β chosen on held-out halves of val, best cell) next to the
+zero-shot baselines.
 
     from cirlib.encoders import FeatureCache, load_encoder
     from cirlib.sweep_report import benchmark_report
@@ -22,6 +23,7 @@ from .evaluation import benchmark_features, evaluate_methods
 from .fusion import ZERO_SHOT_BASELINES
 from .fusion.weighted import PAPER_ALPHA, PAPER_BETA
 from .sweep import SELECT_BY, Split, SweepResult, best_cell, sweep
+from .sweep_select import HeldOutChoice, held_out_choice
 
 TABLE_COLUMNS = {"fashioniq": ["avg R@10", "avg R@50", "avg"],
                  "cirr": ["R@1", "R@5", "R@10", "R@50", "Rsubset@1", "Avg"],
@@ -95,26 +97,39 @@ def one_query_points(split: Split) -> float:
     return 100.0 / (len(parts) * min(len(part.features.text) for part in parts))
 
 
-def best_cells_markdown(sweeps: Mapping[str, Sequence[SweepResult]],
-                        baselines: Mapping[str, Mapping[str, Mapping]]) -> str:
+def _held_out_row(choice: HeldOutChoice) -> tuple[str, str, str, Mapping[str, float]]:
+    """A table row (method, α, β, metrics) of a held-out choice; α and β give fold A's and fold B's cells."""
+    (alpha_a, beta_a), (alpha_b, beta_b) = choice.cells
+    return (f"WeiMoCIR ({choice.variant}), held-out choice", f"{alpha_a:g}/{alpha_b:g}", f"{beta_a:g}/{beta_b:g}",
+            choice.metrics)
+
+
+def best_cells_markdown(sweeps: Mapping[str, Sequence[SweepResult]], baselines: Mapping[str, Mapping[str, Mapping]],
+                        held_out: Mapping[str, Sequence[HeldOutChoice]] | None = None) -> str:
     """Markdown tables, one per dataset: each baseline, then for each sweep (e.g. one per variant)
-    WeiMoCIR at the paper's (α, β) and at the best cell.
+    WeiMoCIR at the paper's (α, β), at the held-out choice (if given) and at the best cell.
 
     ``sweeps`` is {dataset: [results]}, ``baselines`` {dataset: {method: metrics}} (what
-    ``cirlib.evaluation.evaluate_methods`` gives per dataset); the best cell is chosen by
-    ``SELECT_BY[kind]`` on the swept split itself.
+    ``cirlib.evaluation.evaluate_methods`` gives per dataset), ``held_out`` {dataset: [choices]} in the order of
+    ``sweeps`` (``cirlib.sweep_select``); the best cell is chosen by ``SELECT_BY[kind]`` on the swept split itself,
+    an upper bound.
     """
     blocks = []
     for name, results in sweeps.items():
         kind = results[0].kind
         select, columns = SELECT_BY[kind], TABLE_COLUMNS[kind]
         rows = [(method, "", "", metrics) for method, metrics in baselines[name].items()]
-        for result in results:
+        choices = held_out[name] if held_out else [None] * len(results)
+        for result, choice in zip(results, choices):
             alpha, beta, _ = best_cell(result, select)
-            rows += [(f"WeiMoCIR ({result.variant}), paper setting", PAPER_ALPHA, PAPER_BETA,
-                      result.at(PAPER_ALPHA, PAPER_BETA)),
-                     (f"WeiMoCIR ({result.variant}), best {select}", f"{alpha:g}", f"{beta:g}", result.at(alpha, beta))]
-        lines = [f"**{name}** (val; the best cell is chosen by {select} on this same split)", "",
+            rows.append((f"WeiMoCIR ({result.variant}), paper setting", PAPER_ALPHA, PAPER_BETA,
+                         result.at(PAPER_ALPHA, PAPER_BETA)))
+            rows += [_held_out_row(choice)] if choice else []
+            rows.append((f"WeiMoCIR ({result.variant}), upper bound: chosen on the reported split, best {select}",
+                         f"{alpha:g}", f"{beta:g}", result.at(alpha, beta)))
+        held = (f"; held-out choice: each half of the queries scored at the best {select} cell of the other half, "
+                "α and β of the two halves" if held_out else "")
+        lines = [f"**{name}** (val; the upper bound is the best cell by {select} on this same split{held})", "",
                  "| method | α | β | " + " | ".join(columns) + " |", "|---" * (len(columns) + 3) + "|"]
         lines += [f"| {method} | {a} | {b} | " + " | ".join(f"{metrics[c]:.1f}" for c in columns) + " |"
                   for method, a, b, metrics in rows]
@@ -124,9 +139,11 @@ def best_cells_markdown(sweeps: Mapping[str, Sequence[SweepResult]],
 
 def benchmark_report(encoder: Encoder, cache: FeatureCache, benchmark: Path | str,
                      variants: Sequence[str] = ("slides", "code")) -> str:
-    """The README's tables: zero-shot baselines and WeiMoCIR (paper setting and best cell, per variant)
-    on the synthetic benchmark's val splits."""
+    """The README's tables: zero-shot baselines and WeiMoCIR (paper setting, held-out choice and best cell, per
+    variant) on the synthetic benchmark's val splits."""
     baselines = evaluate_methods(benchmark_features(encoder, cache, benchmark), ZERO_SHOT_BASELINES)
     splits = synth_captioned_splits(encoder, cache, benchmark)
     sweeps = {name: [sweep(split, variant=variant) for variant in variants] for name, split in splits.items()}
-    return best_cells_markdown(sweeps, {f"synth-{kind}": methods for kind, methods in baselines.items()})
+    held_out = {name: [held_out_choice(splits[name], result.variant, full=result) for result in results]
+                for name, results in sweeps.items()}
+    return best_cells_markdown(sweeps, {f"synth-{kind}": methods for kind, methods in baselines.items()}, held_out)

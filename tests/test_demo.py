@@ -14,6 +14,7 @@ from cirlib.demo import DemoConfig, _train, expected_time, run_demo
 from cirlib.experiments import evaluate_checkpoint
 from cirlib.failure_report import demo_outcomes
 from cirlib.sweep import SELECT_BY, best_cell
+from cirlib.sweep_select import split_metrics
 from tests.helpers import tiny_model_dir
 from tests.precision import cuda_float32_policy
 
@@ -35,10 +36,14 @@ def test_tables_hold_every_method_with_its_own_numbers(demo_run):
     for dataset in ("fashioniq", "cirr"):
         rows = result.tables[dataset]
         assert list(rows) == ["image only", "text only", "sum", "sum (normalised inputs)",
-                              result.weimocir_label(dataset), "Combiner", "MoE"]
-        sweep = result.sweeps[dataset]
-        assert best_cell(sweep, SELECT_BY[dataset])[:2] == result.best_cells[dataset]
-        assert rows[result.weimocir_label(dataset)] == sweep.at(*result.best_cells[dataset])
+                              result.weimocir_label(dataset), result.upper_bound_label(dataset), "Combiner", "MoE"]
+        sweep, choice = result.sweeps[dataset], result.held_out[dataset]
+        assert best_cell(sweep, SELECT_BY[dataset])[:2] == result.best_cells[dataset] == choice.upper_cell
+        assert rows[result.upper_bound_label(dataset)] == sweep.at(*result.best_cells[dataset])
+        # the default WeiMoCIR row: each half of val at the other half's best cell, scored on the whole split
+        assert choice.cells_text() in result.weimocir_label(dataset) and choice.metric == SELECT_BY[dataset]
+        assert rows[result.weimocir_label(dataset)] == pytest.approx(
+            split_metrics(result.splits[dataset], result.weimocir_scores(dataset)), abs=1e-9)
         # the trained rows are the last epoch's checkpoint, evaluated again from the file
         for label in ("Combiner", "MoE"):
             again = evaluate_checkpoint(result.runs[dataset][label] / "last.safetensors", device="cpu")
@@ -53,10 +58,15 @@ def test_results_files_record_the_config_and_the_tables(demo_run):
     saved = json.loads((out / "demo.json").read_text())
     assert saved["config"] == json.loads(json.dumps(dataclasses.asdict(config)))
     assert saved["tables"]["cirr"]["MoE"] == pytest.approx(result.tables["cirr"]["MoE"])
+    held = saved["held_out"]["fashioniq"]
+    assert held["cells"] == [list(cell) for cell in result.held_out["fashioniq"].cells] and "2-fold" in held["protocol"]
     assert set(saved["seconds"]) == {"benchmark", "features and zero-shot baselines", "WeiMoCIR α/β sweep",
                                      "training Combiner and MoE", "tables and figures"}
     table = (out / "demo_cirr.md").read_text()
     assert f"| MoE | {result.tables['cirr']['MoE']['R@1']:.1f} |" in table
+    held_out, upper = result.weimocir_label("cirr"), result.upper_bound_label("cirr")
+    assert f"| {held_out} | {result.tables['cirr'][held_out]['R@1']:.1f} |" in table and "held-out" in held_out
+    assert f"| {upper} | " in table and "chosen on the reported split" in upper
     for name in ("demo_fashioniq.md", "demo_recall.png", "demo_sweep.png"):
         assert (out / name).stat().st_size > 0
 
@@ -86,7 +96,7 @@ def test_failure_outcomes_reproduce_the_table_rows_of_both_best_methods(demo_run
     _, result = demo_run
     frame, (trained, free) = demo_outcomes(result, dataset)
     rows = result.tables[dataset]
-    assert trained in ("Combiner", "MoE") and free not in ("Combiner", "MoE")
+    assert trained in ("Combiner", "MoE") and free not in ("Combiner", "MoE", result.upper_bound_label(dataset))
     assert rows[trained][SELECT_BY[dataset]] == max(rows[m][SELECT_BY[dataset]] for m in ("Combiner", "MoE"))
     for method in (trained, free):
         ranks = frame[f"rank {method}"].to_numpy()

@@ -16,7 +16,7 @@ from cirlib.errors import ConfigError
 from cirlib.experiments import evaluate
 from cirlib.fusion import MoECombiner, fuse
 from cirlib.fusion.moe import router_z_loss, switch_loss
-from cirlib.moe_study import KNOCKOUT, VARIANTS, MoEStudyConfig, analyse_routing, run_moe_study, study_runs, study_tables
+from cirlib.moe_study import KNOCKOUT, VARIANTS, MoEStudyConfig, analyse_routing, SUMMARY_COLUMNS, run_moe_study, study_runs, study_tables, summary_table
 
 
 def test_switch_loss_is_one_when_balanced_and_e_when_one_expert_takes_everything():
@@ -111,7 +111,8 @@ def test_the_study_trains_analyses_and_reuses_its_runs(small_benchmark, tmp_path
         assert row["largest knockout cost"] >= row["second knockout cost"]
         assert record["best epoch"] == 1  # the study's epochs override the base config's 3
     markdown = (tmp_path / "results" / "moe_study.md").read_text()
-    assert markdown.count("| importance-1 |") == 2 and "seeds [0]" in markdown
+    assert markdown.count("| importance-1 |") == 3 and "seeds [0]" in markdown  # the summary, then per dataset
+    assert "| variant | avg R@10 / R@10 | top share |" in markdown
     best = {r["out"]: (tmp_path / r["out"] / "best.safetensors").stat().st_mtime_ns for r in written["runs"]}
     again = run_moe_study(config, progress=False)  # finished runs are reused, numbers unchanged
     assert {r["out"]: (tmp_path / r["out"] / "best.safetensors").stat().st_mtime_ns for r in again["runs"]} == best
@@ -124,6 +125,13 @@ def test_tables_give_mean_and_sample_std_over_seeds():
     table = study_tables(records)["cirr"].splitlines()
     assert table[0].startswith("cirr (val, best epoch; mean ± std over seeds [0, 1])")
     assert table[4] == "| a | 11.0 ± 1.4 | 0.600 ± 0.141 |" and table[5] == "| b | 9.0 ± 0.0 | 0.250 ± 0.000 |"
+    rows = [{**r, "dataset": "fashioniq", "row": {"avg R@10": r["row"]["R@1"] + 40, **{c: 1.0 for c in
+                                                                                      SUMMARY_COLUMNS}}}
+            for r in records] + [{**r, "row": {"R@10": r["row"]["R@1"], **{c: 0.5 for c in SUMMARY_COLUMNS}}}
+                                 for r in records]
+    summary = summary_table(rows).splitlines()
+    assert summary[2].startswith("| variant | avg R@10 / R@10 | top share | NMI edit type |")
+    assert summary[4].startswith("| a | 51.0 ± 1.4 / 11.0 ± 1.4 | 1.000 ± 0.000 / 0.500 ± 0.000 |")
 
 
 def test_knockouts_equal_evaluating_with_the_expert_switched_off(small_benchmark, tmp_path):

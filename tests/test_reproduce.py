@@ -16,6 +16,8 @@ from cirlib.fusion import image_only, weighted_similarity
 from cirlib.metrics import cirr_recall
 from cirlib.paper_numbers import paper_result
 from cirlib.reproduce import MissingDatasetError, ReproduceConfig, _scorer, format_comparison, reproduce
+from cirlib.sweep import sweep
+from cirlib.sweep_select import held_out_choice
 
 from .helpers import tiny_model_dir
 
@@ -66,7 +68,8 @@ def test_weimocir_at_alpha_other_than_beta_equals_the_plain_weighted_similarity(
     config = ReproduceConfig(dataset="cirr", method="weimocir", data_root=str(root), model=str(model_dir),
                              pretrained=None, alpha=0.7, beta=0.3, captions=str(root / "gallery_captions" / "val.json"),
                              cache=str(tmp_path / "cache"), device="cpu")
-    measured = reproduce(config)["measured"]
+    result = reproduce(config)
+    measured = result["measured"]
     encoder = load_encoder(str(model_dir), preprocess="clip", device="cpu")
     features = cirr_features(encoder, cache, root, "val")
     image_path = lambda name: CIRR(root).image_path(name, "val")  # noqa: E731
@@ -81,6 +84,17 @@ def test_weimocir_at_alpha_other_than_beta_equals_the_plain_weighted_similarity(
     scores = _scorer(encoder, cache, config, features, image_path)(slice(None))
     torch.testing.assert_close(scores, plain(0.7, 0.3), atol=1e-5, rtol=0)
     assert not torch.allclose(plain(0.3, 0.7), plain(0.7, 0.3), atol=1e-3)
+    # beside it: (α, β) chosen on held-out halves of val, and the best cell of val itself (an upper bound)
+    held, choice = result["held-out choice"], held_out_choice(split, device="cpu")
+    assert held["cells"] == [list(cell) for cell in choice.cells] and held["metrics"] == pytest.approx(choice.metrics)
+    assert held["upper bound"]["metrics"] == pytest.approx(sweep(split, progress=False).at(*choice.upper_cell))
+    lines = format_comparison(result).splitlines()
+    assert lines[0].split() == ["metric", "paper", "measured", "held-out", "upper", "bound"]
+    values = (measured, held["metrics"], held["upper bound"]["metrics"])
+    assert next(line for line in lines if line.startswith("R@1 ")).split() == ["R@1", "-"] + [
+        f"{metrics['R@1']:.2f}" for metrics in values]
+    assert "measured: val split at α=0.7, β=0.3 (--alpha, --beta)" in lines
+    assert any(line.startswith(f"held-out: {choice.cells_text()} (2-fold") for line in lines)
 
 
 def test_comparison_table_quotes_the_paper_beside_the_measurement():

@@ -64,6 +64,11 @@ class CaptionedSplit:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
 
+    def queries(self, rows: Sequence[int]) -> CaptionedSplit:
+        """The same split with only the queries at ``rows`` (see ``SplitFeatures.queries``)."""
+        captions = CaptionFeatures(self.captions.gallery, self.captions.reference[[int(row) for row in rows]])
+        return CaptionedSplit(self.kind, self.features.queries(rows), captions, self.image_path)
+
 
 def split_features(split: CaptionedSplit | Mapping[str, CaptionedSplit]) -> SplitFeatures | dict[str, SplitFeatures]:
     """The evaluation features inside ``split``: one ``SplitFeatures``, or {category: features} for

@@ -15,7 +15,7 @@ SEARLE) drop them silently; cirlib reports how many (:func:`missing_summary`, in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +41,22 @@ class SplitFeatures:
     query_texts: list[str]
     extra: dict
     missing: dict[str, list[str]] = field(default_factory=dict)
+
+    def queries(self, rows: Sequence[int]) -> SplitFeatures:
+        """The same split (same gallery) with only the queries at ``rows``, e.g. one half of val for choosing
+        parameters on. Every per-query field follows, ``extra``'s per-query lists included (a list with one entry
+        per query); other ``extra`` values (FashionIQ's "category") are kept as they are."""
+        rows, n = [int(row) for row in rows], len(self.text)
+        extra = {key: _take(value, rows) if isinstance(value, list) and len(value) == n else value
+                 for key, value in self.extra.items()}
+        targets = None if self.target_names is None else _take(self.target_names, rows)
+        return SplitFeatures(self.gallery_names, self.gallery, self.reference[rows], self.text[rows],
+                             _take(self.reference_names, rows), targets, _take(self.query_texts, rows), extra,
+                             self.missing)
+
+
+def _take(values: Sequence, rows: Sequence[int]) -> list:
+    return [values[row] for row in rows]
 
 
 def reader_missing(reader: DatasetReader) -> dict[str, list[str]]:
