@@ -2,8 +2,9 @@
 
 Each variant is a base MoE config (``configs/synth_moe_<dataset>.yaml``) with some :class:`~cirlib.fusion.moe.
 MoECombiner` options changed. Every variant is trained with every seed (:func:`~cirlib.experiments.run_fusion_job`
-in ``<runs>/<dataset folder>/<variant>-<hash of its settings>/seed<k>``; a finished run is reused) and its best checkpoint is analysed on
-the val split (:func:`analyse_routing`): the dataset's recall, how evenly the router spreads the queries
+in ``<runs>/<dataset folder>/<variant>-<hash of its settings>/seed<k>``; a finished run is reused) and its best
+checkpoint is analysed on the val split (:func:`analyse_routing`): the dataset's recall, how evenly the router
+spreads the queries
 (:func:`~cirlib.analysis.gating.balance_summary`), NMI(top expert, edit type) and NMI(top expert, cause), the
 recall with each expert switched off, and the mean router weight per edit type. :func:`run_moe_study` writes
 ``<results>/moe_study.json`` (the config first), ``moe_study.md`` (mean ± std over seeds) and

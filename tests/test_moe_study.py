@@ -16,7 +16,8 @@ from cirlib.errors import ConfigError
 from cirlib.experiments import evaluate
 from cirlib.fusion import MoECombiner, fuse
 from cirlib.fusion.moe import router_z_loss, switch_loss
-from cirlib.moe_study import KNOCKOUT, VARIANTS, MoEStudyConfig, analyse_routing, SUMMARY_COLUMNS, run_moe_study, study_runs, study_tables, summary_table
+from cirlib.moe_study import (KNOCKOUT, SUMMARY_COLUMNS, VARIANTS, MoEStudyConfig, analyse_routing, run_moe_study,
+                              study_runs, study_tables, summary_table)
 
 
 def test_switch_loss_is_one_when_balanced_and_e_when_one_expert_takes_everything():
@@ -60,7 +61,8 @@ def test_balance_summary_of_a_balanced_and_a_collapsed_router():
 def _base_config(tmp_path, root, model, dataset: str) -> str:
     path = tmp_path / f"moe_{dataset}.yaml"
     data = root / ("synth-fashioniq" if dataset == "fashioniq" else "synth-cirr")
-    path.write_text(f"kind: fusion\ndataset: {dataset}\ndata_root: {data}\nmodel: {model}\ncache: {tmp_path / 'cache'}\n"
+    path.write_text(f"kind: fusion\ndataset: {dataset}\ndata_root: {data}\nmodel: {model}\n"
+                    f"cache: {tmp_path / 'cache'}\n"
                     "fusion: moe\nfusion_options: {projection_dim: 16, hidden_dim: 24, heads: 2, dropout: 0.1}\n"
                     "epochs: 3\nbatch_size: 32\nlr: 0.001\ndevice: cpu\nout: unused\n")
     return str(path)
