@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from PIL import Image
 
 from cirlib.encoders import FeatureCache, PadToRatio, PreprocessConfig, build_preprocess, encode_images, load_encoder
+from cirlib.encoders.tensor_io import read_tensors, save_tensors
 from cirlib.encoders.transforms import geometry
 from cirlib.errors import ConfigError, FileError
 from tests.helpers import tiny_model_dir
@@ -105,6 +108,50 @@ def test_cache_hits_for_the_same_key_and_misses_when_weights_or_preprocess_chang
     Image.new("RGB", (50, 30), (1, 2, 3)).save(images[0])  # the file changed on disk
     cache.image_features(encoder, names, images, "toy")
     assert sum(seen) == 28
+
+
+class Encoded(Exception):
+    """Raised by a model that was asked to encode where its features had to come from the cache."""
+
+
+def refuse_to_encode(monkeypatch, encoder) -> None:
+    """Make ``encoder``'s model raise :class:`Encoded` on any image or text encoding (its weights stay as they are)."""
+    def refuse(*args, **kwargs):
+        raise Encoded
+    for method in ("encode_image", "encode_text"):
+        monkeypatch.setattr(encoder.model, method, refuse)
+
+
+def test_a_repeated_request_is_read_from_the_cache_file_and_any_key_change_reaches_the_model(tmp_path, images,
+                                                                                              monkeypatch):
+    """A new FeatureCache on the same folder (nothing in memory) with a model that cannot encode returns the stored
+    image and text features bit for bit, and what the files hold (planted there); a change of the texts, of an
+    image's bytes, of the preprocessing or of one weight makes the cache ask the model."""
+    encoder = load_encoder(str(tiny_model_dir(tmp_path / "m")[0]), device="cpu")
+    folder, names, texts = tmp_path / "cache", [p.stem for p in images], ["is red", "has stripes"]
+    first = FeatureCache(folder, progress=False)
+    image_features = first.image_features(encoder, names, images, "toy", num_workers=0)
+    text_features = first.text_features(encoder, texts, "q")
+    refuse_to_encode(monkeypatch, encoder)
+    assert torch.equal(FeatureCache(folder).image_features(encoder, names, images, "toy"), image_features)
+    assert torch.equal(FeatureCache(folder).text_features(encoder, texts, "q"), text_features)
+    for path in folder.glob("*.safetensors"):
+        stored, metadata = read_tensors(path, "cache file")
+        save_tensors(path, {"features": stored["features"] + 1}, metadata)
+    assert torch.equal(FeatureCache(folder).image_features(encoder, names, images, "toy"), image_features + 1)
+    assert torch.equal(FeatureCache(folder).text_features(encoder, texts, "q"), text_features + 1)
+    squarepad = dataclasses.replace(encoder, preprocess_config=PreprocessConfig(kind="squarepad", image_size=32))
+    with pytest.raises(Encoded):
+        FeatureCache(folder).text_features(encoder, ["is red", "has dots"], "q")  # as many texts: the key decides
+    with pytest.raises(Encoded):
+        FeatureCache(folder).image_features(squarepad, names, images, "toy")
+    Image.new("RGB", (50, 30), (1, 2, 3)).save(images[3])
+    with pytest.raises(Encoded):
+        FeatureCache(folder).image_features(encoder, names, images, "toy")
+    with torch.no_grad():
+        encoder.model.text_projection[0, 0] += 1e-3
+    with pytest.raises(Encoded):
+        FeatureCache(folder).text_features(encoder, texts, "q")
 
 
 def test_reduced_precision_features_are_close_and_cached_under_their_own_key(tmp_path, images, monkeypatch):

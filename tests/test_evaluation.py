@@ -1,7 +1,12 @@
-"""cirlib.evaluation retrieves through cirlib.index and must give the similarity-matrix metrics' numbers."""
+"""cirlib.evaluation retrieves through cirlib.index and must give the similarity-matrix metrics' numbers, and both
+must give the numbers of a plain reference written here without cirlib (float64 cosine, ranks counted from their
+definition, the papers' formulas), so that a bug shared by the index and matrix paths shows too."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -43,13 +48,81 @@ def cirr_split(seed: int = 3) -> SplitFeatures:
 
 
 def circo_split(seed: int = 4) -> SplitFeatures:
+    """Up to 12 correct images per query, each placed near the query as its target is (a later query may move it
+    away), so that mAP is mid-range and min(K, |gt|) differs from |gt| at K = 5 and 10."""
     features, generator = split(seed, 500, 120, lambda i: 1000 + 7 * i)  # integer COCO-like ids
     gt = []
-    for target in features.target_names:
-        extra = torch.randint(0, 500, (int(torch.randint(0, 4, (1,), generator=generator)),), generator=generator)
+    for query, target in zip(F.normalize(features.reference + features.text, dim=1), features.target_names):
+        extra = torch.randint(0, 500, (int(torch.randint(0, 12, (1,), generator=generator)),), generator=generator)
+        features.gallery[extra] = query + 0.2 * torch.randn(len(extra), DIM, generator=generator)
         gt.append(list(dict.fromkeys([target] + [1000 + 7 * i for i in extra.tolist()])))
     features.extra["gt_img_ids"] = gt
     return features
+
+
+# --- the plain reference: no cirlib code, each number from its definition ---
+PLAIN_FUSION = {"image only": lambda v, t: v, "text only": lambda v, t: t, "sum": lambda v, t: v + t}
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def plain_scores(features: SplitFeatures, method: str) -> np.ndarray:
+    """(Q, G) float64 cosine similarity of the hand-fused queries to the gallery."""
+    image, text, gallery = (x.double().numpy() for x in (features.reference, features.text, features.gallery))
+    return unit(PLAIN_FUSION[method](image, text)) @ unit(gallery).T
+
+
+def plain_rank(scores: np.ndarray, column: int, among=None, excluded: int | None = None) -> float:
+    """0-based rank of ``column`` in one query's ``scores`` among the columns ``among`` (default all): higher scores
+    first, ties by lower column; ``excluded`` is not ranked (inf when it is ``column`` itself)."""
+    if column == excluded:
+        return math.inf
+    others = [c for c in (range(len(scores)) if among is None else among) if c not in (column, excluded)]
+    return sum(scores[c] > scores[column] or (scores[c] == scores[column] and c < column) for c in others)
+
+
+def plain_recall(ranks: list[float], k: int) -> float:
+    return 100.0 * sum(rank < k for rank in ranks) / len(ranks)
+
+
+def plain_fashioniq(split_features, method: str) -> dict[str, float]:
+    row = {}
+    for category, f in split_features.items():
+        scores, column = plain_scores(f, method), {name: c for c, name in enumerate(f.gallery_names)}
+        ranks = [plain_rank(s, column[target]) for s, target in zip(scores, f.target_names)]
+        row |= {f"{category} R@{k}": plain_recall(ranks, k) for k in (10, 50)}
+    for k in (10, 50):
+        row[f"avg R@{k}"] = sum(row[f"{c} R@{k}"] for c in split_features) / len(split_features)
+    return row | {"avg": (row["avg R@10"] + row["avg R@50"]) / 2}
+
+
+def plain_cirr(f: SplitFeatures, method: str) -> dict[str, float]:
+    scores, column = plain_scores(f, method), {name: c for c, name in enumerate(f.gallery_names)}
+    queries = list(zip(scores, f.reference_names, f.target_names, f.extra["img_set_members"]))
+    ranks = [plain_rank(s, column[target], excluded=column[reference]) for s, reference, target, _ in queries]
+    subset = [plain_rank(s, column[target], {column[m] for m in members}, column[reference])
+              if target in members else math.inf for s, reference, target, members in queries]
+    row = {f"R@{k}": plain_recall(ranks, k) for k in (1, 5, 10, 50)}
+    row |= {f"Rsubset@{k}": plain_recall(subset, k) for k in (1, 2, 3)}
+    seven = list(row.values())
+    row["Avg"] = (row["R@5"] + row["Rsubset@1"]) / 2
+    positive = min(seven) > 0
+    return row | {"arithmetic mean": sum(seven) / 7, "harmonic mean": 7 / sum(1 / x for x in seven) if positive else 0,
+                  "geometric mean": math.exp(sum(map(math.log, seven)) / 7) if positive else 0}
+
+
+def plain_average_precision(ranks: list[float], k: int) -> float:
+    """AP@k from the 0-based ranks of a query's correct images: sum of P@(r+1) over those with r < k, / min(k, n)."""
+    found = sorted(rank for rank in ranks if rank < k)
+    return sum((hit + 1) / (rank + 1) for hit, rank in enumerate(found)) / min(k, len(ranks))
+
+
+def plain_circo(f: SplitFeatures, method: str) -> dict[str, float]:
+    scores, column = plain_scores(f, method), {name: c for c, name in enumerate(f.gallery_names)}
+    ranks = [[plain_rank(s, column[name]) for name in set(gt)] for s, gt in zip(scores, f.extra["gt_img_ids"])]
+    return {f"mAP@{k}": 100.0 * sum(plain_average_precision(r, k) for r in ranks) / len(ranks) for k in (5, 10, 25, 50)}
 
 
 @pytest.fixture(scope="module")
@@ -96,10 +169,17 @@ def test_ranked_names_excludes_the_reference_like_rank_gallery():
     assert all(reference not in row for reference, row in zip(features.reference_names, found))
 
 
-def test_evaluate_methods_and_tables_run_on_all_three_datasets(fashioniq):
-    results = evaluate_methods((fashioniq, cirr_split(), circo_split()), METHODS)
-    assert set(results) == {"fashioniq", "cirr", "circo"} and set(results["cirr"]) == set(METHODS)
-    assert results["circo"]["sum"]["mAP@10"] == evaluate_circo(circo_split(), sum_fusion)[10]
+def test_evaluate_methods_gives_the_plain_reference_numbers_on_all_three_datasets(fashioniq):
+    cirr, circo = cirr_split(), circo_split()
+    results = evaluate_methods((fashioniq, cirr, circo), METHODS)
+    expected = {"fashioniq": {m: plain_fashioniq(fashioniq, m) for m in METHODS},
+                "cirr": {m: plain_cirr(cirr, m) for m in METHODS}, "circo": {m: plain_circo(circo, m) for m in METHODS}}
+    assert {d: {m: set(row) for m, row in rows.items()} for d, rows in results.items()} == \
+        {d: {m: set(row) for m, row in rows.items()} for d, rows in expected.items()}
+    for dataset, rows in expected.items():
+        for method, row in rows.items():
+            assert results[dataset][method] == pytest.approx(row, rel=1e-12), (dataset, method)
+    assert all(10 < row["mAP@10"] < 90 for row in expected["circo"].values())  # mid-range: not a vacuous comparison
     table = format_results(results)
     assert "synth-cirr (val), recall %" in table and "Rsubset@1" in table
 
@@ -109,3 +189,30 @@ def test_unknown_targets_are_refused_as_by_the_matrix_metrics(fashioniq):
     features.target_names[0] = "missing.png"
     with pytest.raises(ValueError, match="targets not in the gallery"):
         evaluate_cirr(features, sum_fusion)
+
+
+def hand_made_split(references: list[str], targets: list[str], extra: dict) -> SplitFeatures:
+    """Six 2-D gallery images a-f (a and b identical, so they tie) and queries by their reference image's name."""
+    gallery = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.8, 0.6], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    names = list("abcdef")
+    rows = [names.index(name) for name in references]
+    return SplitFeatures(names, gallery, gallery[rows].clone(), torch.ones(len(rows), 2), references, targets,
+                         ["caption"] * len(rows), extra)
+
+
+def test_known_answers_on_a_hand_made_split():
+    """Image-only queries, ranks worked out by hand. CIRR: a is left out of its own query's ranking, so b ranks
+    first; for c's query a and b tie at 0.8 and a (the lower index) ranks first; for d's query a, b and e tie at 0
+    behind c, so e ranks 4th of the 5. CIRCO keeps the reference: for a's query the ranking is a, b, c, d, f, e
+    with correct b, c, e (AP@5 = (1/2 + 2/3) / 3, AP@10 = (1/2 + 2/3 + 3/6) / 3); for d's query every image is
+    correct (AP = 1 at every K, as the denominator is min(K, 6))."""
+    cirr = hand_made_split(["a", "c", "d"], ["b", "a", "e"],
+                           {"img_set_members": [list("abde"), list("cabf"), list("dec")]})
+    expected = {"R@1": 200 / 3, "R@5": 100.0, "R@10": 100.0, "R@50": 100.0, "Rsubset@1": 200 / 3,
+                "Rsubset@2": 100.0, "Rsubset@3": 100.0, "Avg": 250 / 3}
+    for found in (evaluate_cirr(cirr, image_only), plain_cirr(cirr, "image only")):  # the reference is checked too
+        assert {key: found[key] for key in expected} == pytest.approx(expected)
+    circo = hand_made_split(["a", "d"], ["b", "a"], {"gt_img_ids": [list("bce"), list("abcdef")]})
+    expected = {5: 100 * (7 / 18 + 1) / 2} | {k: 100 * (5 / 9 + 1) / 2 for k in (10, 25, 50)}
+    assert evaluate_circo(circo, image_only) == pytest.approx(expected)
+    assert plain_circo(circo, "image only") == pytest.approx({f"mAP@{k}": value for k, value in expected.items()})

@@ -1,5 +1,10 @@
 """Notebooks: paired with their py:percent scripts, stored without outputs, and executed (small) quietly.
 
+Executed in a stand-in for the repository root (a temporary folder shared by the module's notebooks, with a copy of
+``configs/``): each notebook takes its ROOT from the kernel's working directory, ``<root>/notebooks``, so the small
+benchmark, the feature cache and the runs go there, never into the checkout's ``data/`` or ``runs/`` (a last cell,
+added for the run, checks that ROOT); later notebooks reuse what earlier ones built, as they do in a checkout.
+
 Skipped where the notebook stack is missing (jupytext and nbformat for the pairing; nbclient, ipykernel
 and ipywidgets to execute), as on a lent GPU machine that brings only the library's own dependencies.
 
@@ -12,6 +17,7 @@ bars: the notebooks tag only the cells whose wait is long (rendering the benchma
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,7 +28,8 @@ from cirlib.train.stage2 import FusionTrainConfig, train_fusion
 from cirlib.train.triplets import TripletFeatures
 from tests.helpers import tiny_model_dir
 
-NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+REPOSITORY = Path(__file__).parent.parent
+NOTEBOOKS = sorted((REPOSITORY / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 PROGRESS_TAG = "progress"
 WARNING = re.compile(r"Warning|WARNING")
 TRAINING_LOG = re.compile(r'^\s*\{"(epoch|step)"|^\s*[\w-]+ config: [{\[(]|^resumed after |\btrained in \d+ s\b',
@@ -145,15 +152,30 @@ def test_notebook_is_paired_with_its_script_and_stripped(path):
                for cell in notebook.cells if cell.cell_type == "code"), f"{path.name} is stored with outputs"
 
 
+@pytest.fixture(scope="module")
+def notebook_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temporary stand-in for the repository root: a copy of ``configs/`` and an empty ``notebooks/`` to run in."""
+    root = tmp_path_factory.mktemp("notebook-root")
+    shutil.copytree(REPOSITORY / "configs", root / "configs")
+    (root / "notebooks").mkdir()
+    return root
+
+
+def root_check(nbformat, root: Path):
+    """A last cell that fails unless the notebook's ROOT, under which it writes data/ and runs/, is ``root``."""
+    return nbformat.v4.new_code_cell(f"assert str(ROOT.resolve()) == {str(root.resolve())!r}, f'ROOT is {{ROOT}}'")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_quietly_on_the_small_benchmark(path):
+def test_notebook_runs_quietly_on_the_small_benchmark(path, notebook_root):
     nbformat = pytest.importorskip("nbformat")
     notebook = nbformat.read(path, as_version=4)
     assert any("SMALL = True" in cell.source for cell in notebook.cells), "notebooks default to the small setting"
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")   # the python3 kernel
     pytest.importorskip("ipywidgets")  # notebook 04's explorer
+    notebook.cells.append(root_check(nbformat, notebook_root))
     nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}}).execute()
+                            resources={"metadata": {"path": str(notebook_root / "notebooks")}}).execute()
     noise = notebook_noise(notebook)
     assert not noise, f"{path.name} printed warnings, training logs or progress bars:\n" + "\n".join(noise)
