@@ -5,14 +5,16 @@ A config's ``kind`` picks the job in :data:`JOBS` (its config dataclass and its 
 another trainer joins ``cirlib train`` with one entry. The fusion job builds the training
 triplets' cached features, passes the validation split's metric into ``cirlib.train`` as a
 callable (the training layer knows no metrics), trains, and writes ``results.json`` with the
-config at the top. The config's ``on_missing`` reaches every dataset reader; each result file says how many
-images were skipped and from which listing files (``"missing"``, empty counts when none were).
+config at the top. The stage-1 job (``kind: stage1``) fine-tunes the encoder itself and validates the sum fusion
+with the current weights after every epoch. The config's ``on_missing`` reaches every dataset reader; each result
+file says how many images were skipped and from which listing files (``"missing"``, empty counts when none were).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +27,16 @@ from .config import json_sha256, load_config, read_yaml
 from .encoders import FeatureCache, cirr_features, describe, fashioniq_features
 from .encoders.device import exact_float32
 from .encoders.distributed import DistContext, init_distributed
+from .encoders.extract import encode_images, encode_texts
 from .encoders.features import SplitFeatures, merged_missing, missing_summary
 from .encoders.loading import Encoder, config_encoder
 from .errors import ConfigError
 from .evaluation import Method, evaluate_cirr, evaluate_fashioniq, metric_names
-from .fusion import ZERO_SHOT_BASELINES, parameter_count
+from .fusion import ZERO_SHOT_BASELINES, parameter_count, sum_fusion
 from .inversion import LinCIRConfig, Pic2WordConfig, SearleConfig, train_lincir, train_pic2word, train_searle
 from .train.pseudo_triplets import PseudoTripletConfig, pseudo_triplets
 from .train.run_folder import open_run
+from .train.stage1 import STAGE1_RUN, Stage1Config, image_triplets, stage1_loop
 from .train.stage2 import FUSION_RUN, FusionTrainConfig, fusion_loop, load_trained_fusion
 from .train.triplets import TripletFeatures, cirr_triplets, fashioniq_triplets
 
@@ -56,12 +60,13 @@ def fusion_method(model: torch.nn.Module, chunk: int = 8192) -> Method:
     return method
 
 
-def _dataset_label(config: FusionTrainConfig) -> str:
+def _dataset_label(config: FusionTrainConfig | Stage1Config) -> str:
     """The dataset folder's name, which labels its cache files and tables (the config checked ``dataset``)."""
     return Path(config.data_root).name
 
 
-def val_features(encoder: Encoder, cache: FeatureCache, config: FusionTrainConfig) -> ValFeatures:
+def val_features(encoder: Encoder, cache: FeatureCache | MemoryFeatures,
+                 config: FusionTrainConfig | Stage1Config) -> ValFeatures:
     """The validation split's cached features: per FashionIQ category, or CIRR's val split (``config.on_missing``
     applies; skipped queries are not counted, so recall is over fewer queries than the paper's)."""
     label = _dataset_label(config)
@@ -152,6 +157,48 @@ def evaluate_checkpoint(path: Path | str, cache: Path | str = "data/cache", devi
             "missing": missing_summary(merged_missing(features))}
 
 
+class MemoryFeatures:
+    """:class:`FeatureCache`'s interface without files: features computed afresh from the encoder's weights as they
+    are now, held in memory only (stage 1 scores every epoch's weights; those features never enter a cache)."""
+
+    def image_features(self, encoder: Encoder, names: Sequence[str], paths: Sequence[Path | str],
+                       label: str) -> torch.Tensor:
+        return encode_images(encoder, paths, progress=False)
+
+    def text_features(self, encoder: Encoder, texts: Sequence[str], label: str) -> torch.Tensor:
+        return encode_texts(encoder, texts, progress=False)
+
+
+def run_stage1_job(config: Stage1Config, resume: bool = False, overwrite: bool = False, progress: bool = True,
+                   verbose: bool = True) -> dict:
+    """Fine-tune the config's encoder (:mod:`cirlib.train.stage1`), scoring the sum fusion on the val split with the
+    current weights after every epoch, and write ``<out>/results.json``; the run-folder rules, the reuse of a
+    finished run and ``progress`` / ``verbose`` are :func:`run_fusion_job`'s."""
+    with open_run(config.out, STAGE1_RUN, config.to_json(), resume, overwrite, verbose=verbose) as previous:
+        stored = _stored_results(Path(config.out)) if STAGE1_RUN.finished(previous) else None
+        return stored if stored is not None else _stage1_job(config, previous, progress, verbose)
+
+
+def _stage1_job(config: Stage1Config, previous: dict | None, progress: bool, verbose: bool) -> dict:
+    """:func:`run_stage1_job`'s work in the run folder it holds, continuing the checkpoint record ``previous``."""
+    started = time.perf_counter()
+    encoder = config_encoder(config)
+    base, triplets, missing = describe(encoder), image_triplets(config), {}
+
+    def validate(current: Encoder) -> dict[str, float]:
+        features = val_features(current, MemoryFeatures(), config)
+        missing.update(merged_missing(features))
+        return evaluate(config.dataset, features, sum_fusion)
+
+    trained = stage1_loop(config, encoder, triplets, previous, validate, progress, verbose)
+    results = {"config": config.to_json(), "encoder": base, "train triplets": len(triplets),
+               "parameters": parameter_count(encoder.model), "best": trained["best"], "last": trained["last"],
+               "seconds": round(time.perf_counter() - started, 1),
+               "missing": {"train": missing_summary(triplets.missing), "val": missing_summary(missing)}}
+    write_json(Path(config.out) / "results.json", results)
+    return results
+
+
 @dataclass(frozen=True)
 class Job:
     """A kind of training job: its config dataclass (with a ``kind`` field) and ``run(config, resume, overwrite)``."""
@@ -169,12 +216,14 @@ def _run_folder(train: Callable[..., Path]) -> Callable[..., dict]:
 JOBS: dict[str, Job] = {"fusion": Job(FusionTrainConfig, run_fusion_job),
                         "pic2word": Job(Pic2WordConfig, _run_folder(train_pic2word)),
                         "searle": Job(SearleConfig, _run_folder(train_searle)),
-                        "lincir": Job(LinCIRConfig, _run_folder(train_lincir))}
+                        "lincir": Job(LinCIRConfig, _run_folder(train_lincir)),
+                        "stage1": Job(Stage1Config, run_stage1_job)}
 
 
 def load_job_config(path: Path | str, **overrides):
     """(job, config) for the YAML at ``path``; its ``kind`` field (default "fusion") picks the job. The config is
-    validated whole (every field, and a fusion job's ``selection_metric`` against its dataset's metrics).
+    validated whole (every field, and a fusion or stage-1 job's ``selection_metric`` against its dataset's
+    metrics).
 
     ``overrides`` (None: not given) come from the command line: an error about one of them names "command line",
     and so does one that the job's kind has no field for."""
@@ -187,7 +236,7 @@ def load_job_config(path: Path | str, **overrides):
         if value is not None and name not in fields:
             raise ConfigError("command line", name, value, f"nothing: a {kind} job has no such field (drop it)")
     config = load_config(JOBS[kind].config, path, **overrides)
-    if isinstance(config, FusionTrainConfig) and config.selection_metric is not None:
+    if isinstance(config, (FusionTrainConfig, Stage1Config)) and config.selection_metric is not None:
         valid = metric_names(config.dataset, config.categories)
         if config.selection_metric not in valid:
             source = "command line" if overrides.get("selection_metric") is not None else str(path)
@@ -211,10 +260,18 @@ TABLE_COLUMNS = {"fashioniq": ["dress R@10", "shirt R@10", "toptee R@10", "avg R
                  "cirr": ["R@1", "R@5", "R@10", "R@50", "Rsubset@1", "Avg"]}
 
 
-def _mean_std(rows: Sequence[Mapping[str, float]], columns: Sequence[str]) -> dict[str, list[float]]:
+def mean_std(rows: Sequence[Mapping[str, float]], columns: Sequence[str]) -> dict[str, list[float]]:
     """{column: [mean, sample std]} (std 0 for a single row)."""
     return {c: [float(np.mean([r[c] for r in rows])), float(np.std([r[c] for r in rows], ddof=1))
                 if len(rows) > 1 else 0.0] for c in columns}
+
+
+def seed_variant(config: FusionTrainConfig | Stage1Config, seed: int,
+                 folder: Path | str | None = None) -> FusionTrainConfig | Stage1Config:
+    """``config`` with ``seed``, run in ``<folder>/seed<seed>`` (``folder`` None: the config's ``out``): the run
+    folder of each seed of a multi-seed table."""
+    folder = Path(config.out if folder is None else folder)
+    return dataclasses.replace(config, seed=seed, out=str(folder / f"seed{seed}"))
 
 
 def seed_table(config_paths: Sequence[Path | str], seeds: Sequence[int], results: Path | str,
@@ -226,6 +283,9 @@ def seed_table(config_paths: Sequence[Path | str], seeds: Sequence[int], results
     rows: dict[str, dict[str, dict]] = {}
     for path in config_paths:
         _, base = load_job_config(path, on_missing=on_missing)
+        if not isinstance(base, FusionTrainConfig):
+            raise ConfigError(str(path), "kind", base.kind, "fusion: --seeds tabulates fusion jobs (the stage-1 "
+                              "comparison: python -m cirlib.stage1_table)")
         label = _dataset_label(base)
         table = rows.setdefault(base.dataset, {"label": label, "config": {}, "rows": {}})
         if not table["rows"]:
@@ -235,8 +295,7 @@ def seed_table(config_paths: Sequence[Path | str], seeds: Sequence[int], results
                 table["rows"][name] = {"runs": [evaluate(base.dataset, features, ZERO_SHOT_BASELINES[name])],
                                        "parameters": 0}
         folder = Path(base.out) if runs is None else Path(runs) / Path(base.out).name
-        done = [run_fusion_job(dataclasses.replace(base, seed=seed, out=str(folder / f"seed{seed}")), resume=True)
-                for seed in seeds]
+        done = [run_fusion_job(seed_variant(base, seed, folder), resume=True) for seed in seeds]
         table["config"][base.fusion] = base.to_json()
         table["rows"][base.fusion] = {"runs": [r["best"] for r in done], "parameters": done[0]["parameters"],
                                       "seconds": [r["last"]["seconds"] for r in done]}
@@ -244,7 +303,7 @@ def seed_table(config_paths: Sequence[Path | str], seeds: Sequence[int], results
     for dataset, table in rows.items():
         columns = TABLE_COLUMNS[dataset]
         for row in table["rows"].values():
-            row["mean_std"] = _mean_std(row["runs"], columns)
+            row["mean_std"] = mean_std(row["runs"], columns)
         write_json(Path(results) / f"fusion_{table['label']}.json", {"seeds": list(seeds), **table})
         texts.append(format_seed_table(table, columns, seeds))
     return "\n\n".join(texts)

@@ -64,8 +64,8 @@ class ImageFiles(Dataset):
             return Unreadable(str(self.paths[index]), str(error) or type(error).__name__)
 
 
-def _collate(samples: list[torch.Tensor | Unreadable]) -> torch.Tensor | Unreadable:
-    """One batch of pixels, or the batch's first unreadable image."""
+def collate_images(samples: list[torch.Tensor | Unreadable]) -> torch.Tensor | Unreadable:
+    """One batch of pixels, or the batch's first unreadable image (raised by the caller, outside the workers)."""
     return next((sample for sample in samples if isinstance(sample, Unreadable)), None) or default_collate(samples)
 
 
@@ -89,7 +89,7 @@ def encode_images(encoder: Encoder, paths: Sequence[Path | str], batch_size: int
     mine = shard_batches(paths, batch_size, context)
     loader = DataLoader(ImageFiles(mine, build_preprocess(encoder.preprocess_config)), batch_size=batch_size,
                         num_workers=default_workers() if num_workers is None else num_workers,
-                        pin_memory=encoder.device.type == "cuda", collate_fn=_collate)
+                        pin_memory=encoder.device.type == "cuda", collate_fn=collate_images)
     features = []
     for pixels in tqdm(loader, desc="encode images", unit="batch", disable=not (progress and is_main(context)),
                        mininterval=2.0):

@@ -3,6 +3,7 @@ checkpoint file, or an open_clip hub name with a pretrained tag.
 
     load_encoder()                                        # the bundled synthclip
     load_encoder("path/to/model_dir")                     # open_clip_config.json + open_clip_model.safetensors
+    load_encoder("synthclip", pretrained="runs/stage1/best.safetensors")  # a model folder, fine-tuned weights
     load_encoder("RN50x4", pretrained="ckpt.safetensors") # an open_clip architecture + a local file
     load_encoder("RN50x4", pretrained="stage1.pt", quick_gelu=True)  # CLIP4Cir's stage-1 checkpoint
     load_encoder("ViT-B-32", pretrained="laion2b_s34b_b79k")  # the hub (the Hugging Face cache, else internet)
@@ -10,7 +11,8 @@ checkpoint file, or an open_clip hub name with a pretrained tag.
 The activation is the one the weights were trained with: OpenAI's CLIPs use QuickGELU, which open_clip >= 3
 builds only when asked (``quick_gelu``; the pretrained tag's config says it for hub weights). Local files
 (checkpoints.py) are read without unpickling; every way loading can fail is one line naming the file or value
-and the fix.
+and the fix. A cirlib training checkpoint (a ``kind: stage1`` run's ``best.safetensors`` or ``last.safetensors``)
+is a weights file too: its model's tensors are read, its optimizer state left aside.
 
 The encoder carries its preprocessing, so callers cannot mismatch it, the precision its features are
 computed in (float32 by default: the same features on every device), its activation, and an identity string
@@ -40,6 +42,7 @@ from .transforms import CLIP_MEAN, CLIP_STD, PreprocessConfig
 
 BUNDLED = {"synthclip": "models/synthclip"}
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+TRAINING_PREFIXES = ("model.", "optimizer.state.")  # cirlib.train.checkpoint's tensor names: model, optimizer state
 
 
 @dataclass
@@ -137,7 +140,7 @@ def load_encoder(model: str = "synthclip", pretrained: str | None = None, prepro
     if resolve_precision(precision, resolved) != precision:
         raise ValueError(f"precision must be float32, bfloat16 or float16 for features, got {precision!r}")
     folder = _model_folder(model, pretrained)
-    built = _from_folder(folder, quick_gelu) if folder else _from_open_clip(model, pretrained, quick_gelu)
+    built = _from_folder(folder, quick_gelu, pretrained) if folder else _from_open_clip(model, pretrained, quick_gelu)
     clip = built.model.to(resolved).eval()
     name = model if pretrained is None else f"{model}:{Path(pretrained).name}"
     return Encoder(model=clip, tokenizer=built.tokenizer, name=name, device=resolved,
@@ -147,12 +150,14 @@ def load_encoder(model: str = "synthclip", pretrained: str | None = None, prepro
 
 def _model_folder(model: str, pretrained: str | None) -> Path | None:
     """The model folder ``model`` names (bundled, or a folder holding open_clip_config.json); None for an open_clip
-    name; one-line errors for anything else (an existing path that is no model folder, an unknown name)."""
+    name; one-line errors for anything else (an existing path that is no model folder, an unknown name, a model
+    folder with a ``pretrained`` that is no file)."""
     folder = bundled_model_dir(model) if model in BUNDLED else Path(model)
     if (folder / "open_clip_config.json").is_file():
-        if pretrained is not None:
-            raise ConfigError("encoder", "pretrained", pretrained, f"none: the model folder {model} holds its own "
-                              "weights (drop pretrained, or pass an open_clip architecture as the model)")
+        if pretrained is not None and not Path(pretrained).is_file():
+            raise ConfigError("encoder", "pretrained", pretrained, f"none, or an existing weights file fine-tuned from "
+                              f"it (a stage-1 run's best.safetensors): the model folder {model} holds its own weights "
+                              "(drop pretrained, or pass an open_clip architecture as the model)")
         return folder
     if folder.exists():
         raise FileError(folder, "is not a model folder (no open_clip_config.json in it)",
@@ -166,8 +171,12 @@ def _model_folder(model: str, pretrained: str | None) -> Path | None:
     return None
 
 
-def _from_folder(folder: Path, quick_gelu: bool | None) -> _Built:
+def _from_folder(folder: Path, quick_gelu: bool | None, pretrained: str | None) -> _Built:
+    """A model folder's CLIP, tokenizer and preprocessing; with ``pretrained`` (a local file), that file's weights
+    instead of the folder's (weights fine-tuned from it: the folder's own are loaded, then replaced)."""
     clip, config = load_model_dir(folder, quick_gelu)
+    if pretrained is not None:
+        load_weights(clip, _local_state(Path(pretrained)), pretrained, str(folder))
     return _Built(clip, build_tokenizer(config["model_cfg"]), config.get("preprocess_cfg", {}))
 
 
@@ -213,7 +222,7 @@ def _from_file(model: str, model_cfg: dict, path: Path, quick_gelu: bool, warn: 
     CLIP4Cir's stage-1 format too) for plain CLIP architectures, open_clip's own loader for the others (CoCa, timm
     or HF towers); ``warn``: the caller did not say which activation."""
     if plain_clip(model_cfg):
-        state = read_state_dict(path)
+        state = _local_state(path)
         clip = build_clip({**model_cfg, "quick_gelu": quick_gelu})
         load_weights(clip, state, path, model)
     else:
@@ -223,6 +232,17 @@ def _from_file(model: str, model_cfg: dict, path: Path, quick_gelu: bool, warn: 
                       "them use QuickGELU: set quick_gelu true if this file holds them (false silences this)",
                       stacklevel=4)
     return clip
+
+
+def _local_state(path: Path) -> dict[str, torch.Tensor]:
+    """The CLIP state dict in a local weights file (:func:`read_state_dict`); of a cirlib training checkpoint, the
+    model's tensors without their prefix (its optimizer state left aside)."""
+    state = read_state_dict(path)
+    model_prefix = TRAINING_PREFIXES[0]
+    if not any(key.startswith(model_prefix) for key in state) or not all(key.startswith(TRAINING_PREFIXES)
+                                                                        for key in state):
+        return state
+    return {key.removeprefix(model_prefix): value for key, value in state.items() if key.startswith(model_prefix)}
 
 
 def _image_size(clip: torch.nn.Module) -> int:

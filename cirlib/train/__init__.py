@@ -1,4 +1,5 @@
-"""Training: contrastive pretraining of the small CLIP (``pretrain``) and stage-2 training of fusion
-modules on cached features of a frozen encoder (``stage2``, with ``triplets``, ``loss``, ``schedule``
-and CLIP-CD's ``pseudo_triplets``; the DDP plumbing is ``cirlib.encoders.distributed``). Validation
-metrics come in as callables: this layer imports no metrics, indexes or evaluation code."""
+"""Training: contrastive pretraining of the small CLIP (``pretrain``), CLIP4Cir's stage-1 fine-tuning of both
+encoders with the sum fusion (``stage1``), and stage-2 training of fusion modules on cached features of a frozen
+encoder (``stage2``, with ``triplets``, ``loss``, ``schedule`` and CLIP-CD's ``pseudo_triplets``; the DDP plumbing
+is ``cirlib.encoders.distributed``). Validation metrics come in as callables: this layer imports no metrics,
+indexes or evaluation code."""

@@ -28,7 +28,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -98,9 +98,7 @@ class FusionTrainConfig:
 
     def __post_init__(self) -> None:
         validate(self)
-        if self.dataset == "fashioniq" and not self.categories:
-            raise ConfigError(type(self).__name__, "categories", self.categories,
-                              "at least one of " + ", ".join(FashionIQ.CATEGORIES))
+        check_categories(type(self).__name__, self.dataset, self.categories)
         self.fusion_options = check_mapping(type(self).__name__, "fusion_options", self.fusion_options,
                                             option_types(self.fusion))
         if self.pseudo_triplets is not None:
@@ -111,13 +109,20 @@ class FusionTrainConfig:
         """Resolve ``data_root`` and ``cache``, and ``model`` / ``pretrained`` where they name a local folder or
         file, against the working directory, so that the saved config means the same files from anywhere."""
         self.data_root, self.cache = os.path.abspath(self.data_root), os.path.abspath(self.cache)
-        self.model, self.pretrained = _local_path(self.model), _local_path(self.pretrained)
+        self.model, self.pretrained = local_path(self.model), local_path(self.pretrained)
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
-def _local_path(value: str | None) -> str | None:
+def check_categories(source: str, dataset: str, categories: list) -> None:
+    """A FashionIQ job's ``categories`` name at least one category (else a ConfigError naming the field and
+    ``source``, the config's class); stage 1 and stage 2 check them alike."""
+    if dataset == "fashioniq" and not categories:
+        raise ConfigError(source, "categories", categories, "at least one of " + ", ".join(FashionIQ.CATEGORIES))
+
+
+def local_path(value: str | None) -> str | None:
     """``value`` made absolute when it names an existing file or folder; a bundled model name, an open_clip
     architecture or pretrained tag, or None, unchanged."""
     if value is None or value in BUNDLED or not Path(value).exists():
@@ -135,7 +140,14 @@ def reseed(seed: int, epoch: int, rank: int) -> None:
     torch.manual_seed(int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0]))
 
 
-def _write_logs(out: Path, config: dict, log: list[dict]) -> None:
+def selection_name(selection_metric: str | None, dataset: str) -> str:
+    """The validation metric that picks a run's best epoch: ``selection_metric``, else the dataset's own summary,
+    FashionIQ's "avg" = (R@10 + R@50)/2 or CIRR's "Avg"."""
+    return selection_metric or ("avg" if dataset == "fashioniq" else "Avg")
+
+
+def write_logs(out: Path, config: dict, log: list[dict]) -> None:
+    """``log.json`` and ``log.csv`` in the run folder ``out``, both headed by the config."""
     write_json(out / "log.json", {"config": config, "log": log})
     columns = list(dict.fromkeys(key for row in log for key in row))
     buffer = io.StringIO()
@@ -144,6 +156,47 @@ def _write_logs(out: Path, config: dict, log: list[dict]) -> None:
     writer.writeheader()
     writer.writerows(log)
     write_text(out / "log.csv", buffer.getvalue())
+
+
+@dataclass
+class EpochLog:
+    """A training run's log across epochs and what it writes after each one (stage 1 and stage 2 share it):
+    validation, the log row, the best checkpoint (weights only), the logs, then the last checkpoint (weights and
+    optimizer state), in the order :mod:`cirlib.train.run_folder` relies on."""
+
+    out: Path
+    record: dict        # what both checkpoints hold besides the progress: "config" (the run's), and more
+    total: int          # the run's epochs
+    selection: str      # the validation metric that picks the best epoch
+    log: list[dict] = field(default_factory=list)
+    best: dict | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def resume(self, previous: dict) -> int:
+        """Continue the run whose last checkpoint record is ``previous``; return the epochs it has done."""
+        self.log, self.best = previous["log"], previous.get("best")
+        return previous["epoch"]
+
+    def close(self, model: nn.Module, optimizer: torch.optim.Optimizer, row: dict, validate: Validate | None,
+              verbose: bool) -> None:
+        """Validate the model after the epoch ``row["epoch"]``, add its row to the log and write the files."""
+        best, selection = self.best, self.selection
+        if validate is not None:
+            metrics = validate(model)
+            if selection not in metrics:
+                raise ValueError(f"selection_metric {selection!r} is not among the validation metrics "
+                                 f"{', '.join(metrics)}")
+            row.update(metrics)
+        row["seconds"] = round(time.perf_counter() - self.started, 2)  # since this process started (or resumed)
+        self.log.append(row)
+        if verbose:
+            print(json.dumps(row), flush=True)
+        if best is None or validate is None or row[selection] > best[selection]:
+            self.best = row
+            save_checkpoint(self.out / BEST, model, None, {"epoch": row["epoch"], "metrics": row, **self.record})
+        write_logs(self.out, self.record["config"], self.log)  # before the checkpoint that records the epoch
+        save_checkpoint(self.out / LAST, model, optimizer, {"epoch": row["epoch"], "epochs": self.total,
+                                                            "log": self.log, "best": self.best, **self.record})
 
 
 def train_fusion(config: FusionTrainConfig, data: TripletFeatures, validate: Validate | None = None,
@@ -188,15 +241,15 @@ def fusion_loop(config: FusionTrainConfig, data: TripletFeatures, previous: dict
     if trains and min(steps) == 0:
         raise ValueError(f"batch_size {config.batch_size} exceeds the {min(len(d) for d in schedule)} triplets")
     total = max(len(schedule), 1)  # a fusion without parameters is validated once
-    start, log, best = 0, [], None
+    run = EpochLog(out, {"config": settings, "embed_dim": data.embed_dim}, total,
+                   selection_name(config.selection_metric, config.dataset))
+    start = 0
     if previous is not None:
         load_checkpoint(out / LAST, model, optimizer)
-        start, log, best = previous["epoch"], previous["log"], previous.get("best")
+        start = run.resume(previous)
     # Sparse routing leaves some experts without gradient in a batch: DDP must be told.
     wrapped = DistributedDataParallel(model, find_unused_parameters=config.fusion == "moe") \
         if context.world_size > 1 and trains else model
-    selection = config.selection_metric or ("avg" if config.dataset == "fashioniq" else "Avg")
-    started = time.perf_counter()
     for epoch in range(start, total):
         row: dict = {"epoch": epoch + 1}
         if trains:
@@ -229,25 +282,8 @@ def fusion_loop(config: FusionTrainConfig, data: TripletFeatures, previous: dict
             row.update({"train loss": mean_over_processes(float(np.mean(losses)), context), "lr": lr,
                         "pseudo": is_pseudo})
         if context.is_main:
-            if validate is not None:
-                metrics = validate(model)
-                if selection not in metrics:
-                    raise ValueError(f"selection_metric {selection!r} is not among the validation metrics "
-                                     f"{', '.join(metrics)}")
-                row.update(metrics)
-            row["seconds"] = round(time.perf_counter() - started, 2)  # since this process started (or resumed)
-            log.append(row)
-            if verbose:
-                print(json.dumps(row), flush=True)
-            if best is None or validate is None or row[selection] > best[selection]:
-                best = row
-                save_checkpoint(out / BEST, model, None, {"epoch": epoch + 1, "metrics": row, "config": settings,
-                                                          "embed_dim": data.embed_dim})
-            _write_logs(out, settings, log)  # before the checkpoint that records the epoch (run_folder)
-            save_checkpoint(out / LAST, model, optimizer, {"epoch": epoch + 1, "epochs": total, "log": log,
-                                                           "best": best, "config": settings,
-                                                           "embed_dim": data.embed_dim})
-    return {"best": best, "last": log[-1] if log else None, "model": model}
+            run.close(model, optimizer, row, validate, verbose)
+    return {"best": run.best, "last": run.log[-1] if run.log else None, "model": model}
 
 
 def load_trained_fusion(path: Path | str, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:

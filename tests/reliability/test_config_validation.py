@@ -20,6 +20,7 @@ from cirlib.inversion import LinCIRConfig, Pic2WordConfig, SearleConfig
 from cirlib.reproduce import ReproduceConfig
 from cirlib.train.pretrain import PretrainConfig
 from cirlib.train.pseudo_triplets import PseudoTripletConfig
+from cirlib.train.stage1 import Stage1Config
 from cirlib.train.stage2 import FusionTrainConfig
 
 JOB_CONFIGS = (FusionTrainConfig, PretrainConfig, Pic2WordConfig, SearleConfig, LinCIRConfig)
@@ -141,5 +142,6 @@ def test_shipped_configs_are_unchanged_by_validation():
         raw = yaml.safe_load(path.read_text())
         cls = PretrainConfig if path.stem.startswith("pretrain") else load_job_config(path)[1].__class__
         config = load_config(cls, path)
-        absolute = {k: os.path.abspath(raw[k]) for k in ("data_root", "cache") if cls is FusionTrainConfig and k in raw}
-        assert {k: getattr(config, k) for k in raw} == raw | absolute, path.name  # a fusion run saves them absolute
+        absolute = {k: os.path.abspath(raw[k]) for k in ("data_root", "cache")
+                    if cls in (FusionTrainConfig, Stage1Config) and k in raw}
+        assert {k: getattr(config, k) for k in raw} == raw | absolute, path.name  # fusion/stage-1 runs save them absolute
