@@ -7,7 +7,9 @@ tests write, and the hub in offline mode (or at an address that refuses connecti
 
 from __future__ import annotations
 
+import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import huggingface_hub
@@ -28,15 +30,16 @@ HUB_REPO, HUB_COMMIT = "timm/resnet50_clip.openai", "0" * 40  # where open_clip'
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> dict[str, Path]:
-    """Random RN50 and ViT-B-32 weights saved as safetensors files (seeded)."""
+def weights(tmp_path_factory) -> Iterator[dict[str, Path]]:
+    """Random RN50 and ViT-B-32 weights saved as safetensors files (seeded; 1 GB, removed after the module)."""
     folder = tmp_path_factory.mktemp("weights")
     files = {}
     for seed, name in enumerate(BLOCKS):
         torch.manual_seed(seed)
         files[name] = folder / f"{name.lower()}.safetensors"
         save_file(open_clip.create_model(name).state_dict(), str(files[name]))
-    return files
+    yield files
+    shutil.rmtree(folder)
 
 
 @pytest.fixture
