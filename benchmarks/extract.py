@@ -20,8 +20,9 @@ import torch
 from PIL import Image
 
 from cirlib.data.synth.garments import GARMENT_CATEGORIES, random_garment, render_garment
-from cirlib.encoders import build_preprocess, encode_images, load_encoder
-from cirlib.encoders.device import compute_precision
+from cirlib.encoders import build_preprocess, load_encoder
+from cirlib.features import encode_images
+from cirlib.util.device import compute_precision
 
 
 def write_images(folder: Path, n: int) -> list[Path]:

@@ -2,7 +2,7 @@
 
 For each seed, trains the three jobs from ``configs/{pic2word,searle,lincir}_synth.yaml`` (seed and
 run folder overridden; a finished run with the same config is reused), builds the val queries of
-all three datasets with each method, and scores them with ``cirlib.evaluation`` beside the
+all three datasets with each method, and scores them with ``cirlib.evaluation.evaluate`` beside the
 image-only, text-only and sum baselines, WeiMoCIR at each dataset's best (α, β) on val (an upper
 bound) and, with ``--fusion-runs``, the Combiner and MoE of ``cirlib train --seeds`` (their best
 epoch; the CIRR-trained model is also scored on CIRCO, which has no training split). Writes
@@ -28,21 +28,29 @@ from pathlib import Path
 
 import numpy as np
 
-from cirlib.atomic import write_json
-from cirlib.config import load_config
-from cirlib.encoders import FeatureCache, describe, load_encoder
-from cirlib.encoders.captions import synth_captioned_splits
-from cirlib.evaluation import benchmark_features, evaluate_methods
-from cirlib.experiments import fusion_method
+from cirlib.encoders import describe, load_encoder
+from cirlib.evaluation.evaluate import benchmark_features, evaluate_methods
+from cirlib.experiments.jobs import fusion_method
+from cirlib.features import FeatureCache
+from cirlib.features.captions import synth_captioned_splits
 from cirlib.fusion import ZERO_SHOT_BASELINES
-from cirlib.inversion import (LinCIRConfig, Pic2WordConfig, PromptEncoder, SearleConfig, train_lincir,
-                              train_pic2word, train_searle)
+from cirlib.inversion import (
+    LinCIRConfig,
+    Pic2WordConfig,
+    PromptEncoder,
+    SearleConfig,
+    train_lincir,
+    train_pic2word,
+    train_searle,
+)
 from cirlib.inversion.evaluate import evaluate_inversion, load_inverter
 from cirlib.inversion.loop import CHECKPOINT
 from cirlib.inversion.stream import stream_features
-from cirlib.sweep import SELECT_BY, best_cell, sweep
 from cirlib.train.checkpoint import read_record
 from cirlib.train.stage2 import BEST, load_trained_fusion
+from cirlib.util.atomic import write_json
+from cirlib.util.config import load_config
+from cirlib.weimocir.sweeps import SELECT_BY, best_cell, sweep
 
 JOBS = {"pic2word": (Pic2WordConfig, train_pic2word), "searle": (SearleConfig, train_searle),
         "lincir": (LinCIRConfig, train_lincir)}

@@ -38,10 +38,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cirlib.encoders import resolve_device
-from cirlib.encoders.device import exact_float32
 from cirlib.index import ExactIndex, build_index
 from cirlib.index.exact import fused_problem
+from cirlib.util.device import exact_float32, resolve_device
 
 DIM = 512
 SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000, "10m": 10_000_000}

@@ -2,7 +2,7 @@
 
     python benchmarks/sweep.py [--benchmark data/synth] [--variant slides|code|both] [--grid 11] [--random]
 
-The fast path (``cirlib.sweep.sweep``) makes a fixed set of matrix products and then does
+The fast path (``cirlib.weimocir.sweeps.sweep``) makes a fixed set of matrix products and then does
 element-wise work per cell; the plain path (``per_cell_sweep``) runs ``weighted_similarity`` and
 the ``cirlib.metrics`` functions for every cell. Features come from the bundled synthclip (cached
 in data/cache) when it is installed; otherwise, or with --random, random features of the same
@@ -21,11 +21,12 @@ import numpy as np
 import torch
 
 from cirlib.data import CIRR
-from cirlib.encoders import FeatureCache, load_encoder
-from cirlib.encoders.captions import CaptionedSplit, CaptionFeatures, synth_captioned_splits
-from cirlib.encoders.features import SplitFeatures
+from cirlib.encoders import load_encoder
 from cirlib.encoders.loading import bundled_model_dir
-from cirlib.sweep import per_cell_sweep, sweep
+from cirlib.features import FeatureCache
+from cirlib.features.captions import CaptionedSplit, CaptionFeatures, synth_captioned_splits
+from cirlib.features.splits import SplitFeatures
+from cirlib.weimocir.sweeps import per_cell_sweep, sweep
 
 
 def random_cirr(root: Path, dim: int = 256, r: int = 3, seed: int = 0) -> CaptionedSplit:

@@ -25,14 +25,15 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from cirlib.data import FashionIQ
-from cirlib.encoders import FeatureCache, build_preprocess, load_encoder
-from cirlib.encoders.device import PRECISIONS, compute_precision, resolve_precision
-from cirlib.encoders.extract import default_workers
+from cirlib.encoders import build_preprocess, load_encoder
+from cirlib.features import FeatureCache
+from cirlib.features.extract import default_workers
 from cirlib.fusion import build_fusion
 from cirlib.train.loss import batch_classification_loss
 from cirlib.train.pretrain import parameter_groups
 from cirlib.train.stage2 import FusionTrainConfig, train_fusion
 from cirlib.train.triplets import TripletFeatures, fashioniq_training_texts, fashioniq_triplets
+from cirlib.util.device import PRECISIONS, compute_precision, resolve_precision
 
 COMBINER = {"projection_dim": 256, "hidden_dim": 512, "dropout": 0.1}
 

@@ -9,12 +9,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .analysis.benchmark import format_summary, prepare_benchmark
-from . import paper_numbers
-from .atomic import write_json
-from .config import PRECISIONS, load_config
-from .errors import CirlibError, FileError
-from .data.synth.config import SIZES, preset
+from cirlib.analysis.benchmark import format_summary, prepare_benchmark
+from cirlib.data.synth.config import SIZES, preset
+from cirlib.experiments import paper_numbers
+from cirlib.util.atomic import write_json
+from cirlib.util.config import PRECISIONS, load_config
+from cirlib.util.errors import CirlibError, FileError
 
 
 def _add_synth_arguments(parser: argparse.ArgumentParser, default_size: str, overwrite_flag: bool = True) -> None:
@@ -46,10 +46,11 @@ def _synth(args: argparse.Namespace) -> dict:
 
 def _zeroshot(args: argparse.Namespace) -> None:
     # Imported here so that `cirlib synth` does not pay for importing torch.
-    from .encoders import FeatureCache, describe, load_encoder
-    from .encoders.features import merged_missing, missing_summary
-    from .evaluation import benchmark_features, evaluate_methods, format_results
-    from .fusion import ZERO_SHOT_BASELINES
+    from cirlib.encoders import describe, load_encoder
+    from cirlib.evaluation.evaluate import benchmark_features, evaluate_methods, format_results
+    from cirlib.features import FeatureCache
+    from cirlib.features.splits import merged_missing, missing_summary
+    from cirlib.fusion import ZERO_SHOT_BASELINES
 
     encoder = load_encoder(args.model, pretrained=args.pretrained, preprocess=args.preprocess, device=args.device,
                            precision=args.feature_precision, quick_gelu=args.quick_gelu)
@@ -66,7 +67,7 @@ def _zeroshot(args: argparse.Namespace) -> None:
 
 
 def _pretrain(args: argparse.Namespace) -> None:
-    from .train.pretrain import PretrainConfig, pretrain
+    from cirlib.train.pretrain import PretrainConfig, pretrain
 
     config = load_config(PretrainConfig, args.config, out=args.out, steps=args.steps, device=args.device,
                          precision=args.precision)
@@ -80,7 +81,7 @@ YAML, and its errors then name "command line"."""
 
 
 def _train(args: argparse.Namespace) -> None:
-    from .experiments import load_job_config, seed_table
+    from cirlib.experiments.jobs import load_job_config, seed_table
 
     overrides = {name: getattr(args, name) for name in TRAIN_OVERRIDES}
     if args.seeds:
@@ -100,8 +101,8 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from .evaluation import format_table
-    from .experiments import evaluate_checkpoint
+    from cirlib.evaluation.evaluate import format_table
+    from cirlib.experiments.jobs import evaluate_checkpoint
 
     path = Path(args.run_dir) / f"{args.checkpoint}.safetensors" if Path(args.run_dir).is_dir() else Path(args.run_dir)
     if not path.is_file():
@@ -116,7 +117,7 @@ def _eval(args: argparse.Namespace) -> None:
 
 
 def _study(args: argparse.Namespace) -> None:
-    from .moe_study import MoEStudyConfig, run_moe_study
+    from cirlib.experiments.moe_study import MoEStudyConfig, run_moe_study
 
     config = load_config(MoEStudyConfig, args.config, seeds=args.seeds, runs=args.runs, results=args.results)
     print(f"study config: {json.dumps(config.to_json())}", flush=True)
@@ -128,7 +129,13 @@ def _study(args: argparse.Namespace) -> None:
 def _reproduce(args: argparse.Namespace) -> None:
     from dataclasses import asdict
 
-    from .reproduce import ReproduceConfig, format_comparison, reproduce, resolve_settings, save_result
+    from cirlib.experiments.reproduce import (
+        ReproduceConfig,
+        format_comparison,
+        reproduce,
+        resolve_settings,
+        save_result,
+    )
 
     fields = ReproduceConfig.__dataclass_fields__
     config = resolve_settings(load_config(ReproduceConfig, None, **{name: getattr(args, name) for name in fields}))
@@ -139,20 +146,20 @@ def _reproduce(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from .demo import DemoConfig, run_demo
+    from cirlib.apps.demo import DemoConfig, run_demo
 
     names = set(DemoConfig.__dataclass_fields__) - {"benchmark", "fusions"}
     run_demo(DemoConfig(benchmark=args.out, **{name: getattr(args, name) for name in names}))
 
 
 def _assignment_release(args: argparse.Namespace) -> None:
-    from .assignment.release import default_notebooks, release, summary
+    from cirlib.assignment.release import default_notebooks, release, summary
 
     print(summary(release(args.notebooks or default_notebooks(), args.out), args.out))
 
 
 def _assignment_check(args: argparse.Namespace) -> int:
-    from .assignment.selfcheck import passed_all, report, self_check
+    from cirlib.assignment.selfcheck import passed_all, report, self_check
 
     verdicts = self_check(args.notebook, timeout=args.timeout)
     print(report(verdicts))
@@ -160,8 +167,8 @@ def _assignment_check(args: argparse.Namespace) -> int:
 
 
 def _assignment_grade(args: argparse.Namespace) -> None:
-    from .assignment.grade import GradeOptions, grade
-    from .assignment.release import default_notebooks
+    from cirlib.assignment.grade import GradeOptions, grade
+    from cirlib.assignment.release import default_notebooks
 
     options = GradeOptions(timeout=args.timeout, memory_mb=args.memory_mb or None, workers=args.workers,
                            variant_seed_from=args.variant_seed_from)
@@ -313,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_eval)
 
     study = commands.add_parser("study", help="the MoE gating study: routing variants x seeds, trained and analysed "
-                                              "(cirlib.moe_study)")
+                                              "(cirlib.experiments.moe_study)")
     study.add_argument("--config", required=True, help="a `kind: moe_study` YAML (configs/studies/moe_gating.yaml)")
     study.add_argument("--seeds", type=int, nargs="+", default=None, help="override the config's seeds")
     study.add_argument("--runs", default=None, help="override where the training runs go")
@@ -352,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "and the submission files go")
     reproduce.set_defaults(run=_reproduce)
 
-    demo = commands.add_parser("demo", help="the main job, end to end, on the synthetic benchmark (cirlib.demo)")
+    demo = commands.add_parser("demo", help="the main job, end to end, on the synthetic benchmark (cirlib.apps.demo)")
     _add_synth_arguments(demo, default_size="medium", overwrite_flag=False)
     _add_model_arguments(demo)
     demo.add_argument("--epochs", type=int, default=4, help="training epochs of the Combiner and the MoE")

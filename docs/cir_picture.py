@@ -8,7 +8,7 @@ from pathlib import Path
 from cirlib.analysis.benchmark import prepare_benchmark
 from cirlib.data import CIRR, FashionIQ
 from cirlib.data.synth.config import preset
-from cirlib.plots import composed_queries
+from cirlib.viz.plots import composed_queries
 
 ROOT = Path(__file__).resolve().parents[1]
 benchmark = ROOT / "data" / "synth-small"

@@ -42,15 +42,14 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from cirlib.analysis.benchmark import prepare_benchmark
+from cirlib.analysis import prepare_benchmark
 from cirlib.data import CIRR, read_gallery_captions
-from cirlib.data.synth.build import synth_labels
-from cirlib.data.synth.config import preset
-from cirlib.encoders import FeatureCache, describe, load_encoder
+from cirlib.data.synth import preset, synth_labels
+from cirlib.encoders import describe, load_encoder
 from cirlib.evaluation import benchmark_features, evaluate_methods, format_results
+from cirlib.features import FeatureCache
 from cirlib.fusion import ZERO_SHOT_BASELINES
-from cirlib.narrate import ranking_text, should_see, takeaways
-from cirlib.plots import feature_map, retrieval_grid, similarity_heatmap
+from cirlib.viz import feature_map, ranking_text, retrieval_grid, should_see, similarity_heatmap, takeaways
 
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 size = "small" if SMALL else "medium"

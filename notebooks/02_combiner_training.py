@@ -46,19 +46,19 @@ SMALL = True
 import inspect
 from pathlib import Path
 
-from IPython.display import display
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import display
 from tqdm.auto import tqdm
 
-from cirlib.analysis.benchmark import prepare_benchmark
-from cirlib.analysis.curves import read_fusion_log, summarise_curve
-from cirlib.data.synth.config import preset
-from cirlib.encoders import FeatureCache, describe, load_encoder
+from cirlib.analysis import prepare_benchmark, read_fusion_log, summarise_curve
+from cirlib.data.synth import preset
+from cirlib.encoders import describe, load_encoder
 from cirlib.experiments import config_variant, evaluate, run_fusion_job, val_features
+from cirlib.features import FeatureCache
 from cirlib.fusion import ZERO_SHOT_BASELINES, Combiner
-from cirlib.narrate import difference_text, ranking, ranking_text, should_see, takeaways
-from cirlib.train.loss import batch_classification_loss
+from cirlib.train import batch_classification_loss
+from cirlib.viz import difference_text, ranking, ranking_text, should_see, takeaways
 
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 size = "small" if SMALL else "medium"

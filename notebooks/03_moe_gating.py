@@ -44,23 +44,38 @@ SMALL = True
 import inspect
 from pathlib import Path
 
-from IPython.display import display
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
+from IPython.display import display
 
-from cirlib.analysis.benchmark import prepare_benchmark
-from cirlib.analysis.edits import cirr_edit_types, fashioniq_edit_types, query_groups
-from cirlib.analysis.gating import (expert_off_method, router_weights_by_edit_type, routing_weights,
-                                    top_expert_edit_type_nmi, utilisation)
-from cirlib.data.synth.config import preset
-from cirlib.encoders import FeatureCache, load_encoder
-from cirlib.experiments import config_variant, evaluate, fusion_method, run_fusion_job, val_features
-from cirlib.fusion.moe import MoECombiner, route, switch_loss
-from cirlib.moe_study import analyse_routing, query_texts
-from cirlib.narrate import should_see, takeaways
-from cirlib.train.stage2 import load_trained_fusion
+from cirlib.analysis import (
+    cirr_edit_types,
+    expert_off_method,
+    fashioniq_edit_types,
+    prepare_benchmark,
+    query_groups,
+    router_weights_by_edit_type,
+    routing_weights,
+    top_expert_edit_type_nmi,
+    utilisation,
+)
+from cirlib.data.synth import preset
+from cirlib.encoders import load_encoder
+from cirlib.experiments import (
+    analyse_routing,
+    config_variant,
+    evaluate,
+    fusion_method,
+    query_texts,
+    run_fusion_job,
+    val_features,
+)
+from cirlib.features import FeatureCache
+from cirlib.fusion import MoECombiner, route, switch_loss
+from cirlib.train import load_trained_fusion
+from cirlib.viz import should_see, takeaways
 
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 size = "small" if SMALL else "medium"

@@ -29,7 +29,7 @@
 # reported queries costs (cross-fitting), how much the number and the quality of the captions matter
 # (the synthetic captions come as *full*, *partial* and *noisy*), and an interactive explorer. Because
 # fusion and similarity are linear, the whole 11×11 grid costs a fixed handful of matrix products
-# (`cirlib.sweep`), not 121 retrievals.
+# (`cirlib.weimocir.sweeps`), not 121 retrievals.
 #
 # `SMALL = True` uses the small benchmark (seconds; what CI runs); set it to `False` for the
 # medium benchmark behind the README's tables. `MODEL` is any `load_encoder` name or folder.
@@ -51,20 +51,40 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from cirlib.analysis.benchmark import prepare_benchmark
+from cirlib.analysis import prepare_benchmark
 from cirlib.data import read_gallery_captions
-from cirlib.data.synth.config import preset
-from cirlib.encoders import FeatureCache, describe, load_encoder
-from cirlib.encoders.captions import synth_captioned_splits
+from cirlib.data.synth import preset
+from cirlib.encoders import describe, load_encoder
 from cirlib.evaluation import benchmark_features, evaluate_methods
-from cirlib.fusion import PAPER_ALPHA, PAPER_BETA, ZERO_SHOT_BASELINES
-from cirlib.narrate import difference_text, ranking, ranking_text, should_see, takeaways
-from cirlib.plots import parameter_heatmap
-from cirlib.sweep import SELECT_BY, best_cell, per_cell_sweep, sweep
-from cirlib.sweep_report import (CAPTION_SUBSETS, caption_ablation, feature_norms, near_best, one_query_points,
-                                 query_count, similarity_spread)
-from cirlib.sweep_select import held_out_choice
-from cirlib.widgets import Panel, SweepExplorer, top_results
+from cirlib.features import FeatureCache, synth_captioned_splits
+from cirlib.fusion import ZERO_SHOT_BASELINES
+from cirlib.viz import (
+    Panel,
+    SweepExplorer,
+    difference_text,
+    parameter_heatmap,
+    ranking,
+    ranking_text,
+    should_see,
+    takeaways,
+    top_results,
+)
+from cirlib.weimocir import (
+    CAPTION_SUBSETS,
+    PAPER_ALPHA,
+    PAPER_BETA,
+    SELECT_BY,
+    best_cell,
+    caption_ablation,
+    feature_norms,
+    held_out_choice,
+    near_best,
+    one_query_points,
+    per_cell_sweep,
+    query_count,
+    similarity_spread,
+    sweep,
+)
 
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 size = "small" if SMALL else "medium"
@@ -126,7 +146,7 @@ stronger = {name: ranking({side: c[side] for side in ("image only", "text only")
 should_see(f"""
 {"Every corner equals its baseline" if gap < 1e-6 else f"The corners differ from their baselines by {gap:.2g} points"}:
 at α=0 the query is the reference image alone, at α=1 the text alone, and β=0 switches the captions off, so
-WeiMoCIR reduces to the two zero-shot baselines computed independently by `cirlib.evaluation`. The stronger
+WeiMoCIR reduces to the two zero-shot baselines computed independently by `cirlib.evaluation.evaluate`. The stronger
 single side is {", ".join(f"{stronger[name]} on {name}" for name in corners)}.
 {"Text beats the image where the edit is the point of the query (FashionIQ: a new colour or sleeve) and CIRR's "
  "Rsubset ranks within a set of near-identical images, where only the text can decide; " if
@@ -302,7 +322,7 @@ else "this benchmark"}.
 # %% [markdown]
 # ## Choosing α and β without peeking: cross-fitting
 # To report a number for WeiMoCIR we must fix α and β *before* looking at the queries we report on.
-# `cirlib.sweep_select` does it by 2-fold cross-fitting: the val queries $Q$ are halved at random (a fixed
+# `cirlib.weimocir.select` does it by 2-fold cross-fitting: the val queries $Q$ are halved at random (a fixed
 # seed; FashionIQ per category) into $A$ and $B$, and with $M_S(\alpha, \beta)$ the selection metric on the
 # queries $S$,
 #
@@ -622,7 +642,6 @@ import torch
 import torch.nn.functional as F
 
 from cirlib.assignment import check
-
 
 # %% [markdown]
 # **Exercise 1: WeiMoCIR's score** (the published formula, variant `"slides"`, in plain torch).

@@ -32,7 +32,7 @@
 #
 # Then we look at the failures themselves: retrieval grids with the target outlined.
 #
-# It runs (or reuses) the main job of `make demo` (`cirlib.demo.run_demo`): `SMALL = True` uses the
+# It runs (or reuses) the main job of `make demo` (`cirlib.apps.demo.run_demo`): `SMALL = True` uses the
 # small benchmark (CI), `False` the medium one with the demo's own runs, so after `make demo` it
 # trains nothing.
 #
@@ -51,12 +51,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from cirlib.analysis.failures import failure_examples, grid_inputs, group_table, synth_image_path
-from cirlib.demo import DATASETS, DemoConfig, run_demo
-from cirlib.failure_report import demo_outcomes
-from cirlib.narrate import difference_text, ranking, ranking_text, should_see, takeaways
-from cirlib.plots import group_recall_bars, retrieval_grid
-from cirlib.sweep import SELECT_BY
+from cirlib.analysis import failure_examples, grid_inputs, group_table, synth_image_path
+from cirlib.apps import DATASETS, DemoConfig, demo_outcomes, run_demo
+from cirlib.viz import difference_text, group_recall_bars, ranking, ranking_text, retrieval_grid, should_see, takeaways
+from cirlib.weimocir import SELECT_BY
 
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 paths = {"cache": str(ROOT / "data" / "cache"), "configs": str(ROOT / "configs")}
@@ -397,7 +395,6 @@ takeaways([
 import torch
 
 from cirlib.assignment import check
-
 
 # %% [markdown]
 # **Exercise 1: the target's rank**, as `query_outcomes` computes it for the table of outcomes above.

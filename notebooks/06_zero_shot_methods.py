@@ -58,25 +58,55 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from cirlib.analysis.benchmark import prepare_benchmark
-from cirlib.analysis.edits import cirr_edit_types
-from cirlib.analysis.failures import grid_inputs, group_table, method_scores, query_outcomes, synth_image_path
-from cirlib.config import load_config
+from cirlib import load_config
+from cirlib.analysis import (
+    cirr_edit_types,
+    grid_inputs,
+    group_table,
+    method_scores,
+    prepare_benchmark,
+    query_outcomes,
+    synth_image_path,
+)
 from cirlib.data import read_gallery_captions
-from cirlib.data.synth.config import preset
-from cirlib.encoders import FeatureCache, describe, load_encoder
-from cirlib.encoders.captions import SYNTH_CAPTION_FILES
+from cirlib.data.synth import preset
+from cirlib.encoders import describe, load_encoder
 from cirlib.evaluation import benchmark_features, evaluate_methods, format_results
+from cirlib.features import SYNTH_CAPTION_FILES, FeatureCache
 from cirlib.fusion import ZERO_SHOT_BASELINES
-from cirlib.inversion import (LinCIRConfig, Pic2WordConfig, PromptEncoder, SearleConfig, train_lincir,
-                              train_pic2word, train_searle)
-from cirlib.inversion.concepts import ATTRIBUTE_WORDS, WORD_KINDS, attribute_words, keyword_runs, mask_keywords
-from cirlib.inversion.evaluate import evaluate_inversion, inversion_method, load_inverter
-from cirlib.inversion.inject import token_embeddings
-from cirlib.inversion.lincir import modality_noise
-from cirlib.inversion.loop import contrastive_loss, finished_run, load_phi, loss_summary, run_seconds
-from cirlib.narrate import difference_text, ranking, ranking_text, should_see, takeaways
-from cirlib.plots import image_with_word_lists, retrieval_grid
+from cirlib.inversion import (
+    ATTRIBUTE_WORDS,
+    WORD_KINDS,
+    LinCIRConfig,
+    Pic2WordConfig,
+    PromptEncoder,
+    SearleConfig,
+    attribute_words,
+    contrastive_loss,
+    evaluate_inversion,
+    finished_run,
+    inversion_method,
+    keyword_runs,
+    load_inverter,
+    load_phi,
+    loss_summary,
+    mask_keywords,
+    modality_noise,
+    run_seconds,
+    token_embeddings,
+    train_lincir,
+    train_pic2word,
+    train_searle,
+)
+from cirlib.viz import (
+    difference_text,
+    image_with_word_lists,
+    ranking,
+    ranking_text,
+    retrieval_grid,
+    should_see,
+    takeaways,
+)
 
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 size = "small" if SMALL else "medium"
@@ -555,8 +585,7 @@ import re
 import torch
 
 from cirlib.assignment import check
-from cirlib.inversion.concepts import KEYWORDS
-
+from cirlib.inversion import KEYWORDS
 
 # %% [markdown]
 # **Exercise 1: the injection step** that all three methods share (the first lines of `encode_with_pseudo_words`).

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cirlib.encoders.captions import CaptionedSplit, CaptionFeatures
 from cirlib.encoders.clip_model import build_clip, export_model_dir
-from cirlib.encoders.features import SplitFeatures
+from cirlib.features.captions import CaptionedSplit, CaptionFeatures
+from cirlib.features.splits import SplitFeatures
 
 # A CLIP small enough to build, train and encode with in well under a second on a CPU.
 TINY_CLIP = {

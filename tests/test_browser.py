@@ -30,6 +30,7 @@ TOKEN = "cirlab-browser-test"
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytest.importorskip("jupyterlab", reason="jupyterlab is not installed")
 from tests.test_widgets import ink_share  # noqa: E402  (skips where ipywidgets is missing, as notebook 04 needs it)
+
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed (apt-get install chromium)")
 
 

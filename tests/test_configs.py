@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cirlib.config import load_config
-from cirlib.experiments import JOBS, load_job_config
+from cirlib.experiments.jobs import JOBS, load_job_config
 from cirlib.train.pretrain import PretrainConfig
+from cirlib.util.config import load_config
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 

@@ -23,18 +23,26 @@ import yaml
 
 from cirlib.cli import main, one_line
 from cirlib.data import CIRR, DatasetError
-from cirlib.encoders import FeatureCache, fashioniq_features, load_encoder
+from cirlib.encoders import load_encoder
 from cirlib.encoders.clip_model import build_tokenizer
-from cirlib.errors import ConfigError
+from cirlib.experiments.paper_numbers import (
+    G14_NOTE,
+    METHODS,
+    PAPER_RESULTS,
+    QUOTED_ONLY,
+    default_weights,
+    paper_result,
+    paper_weights,
+)
+from cirlib.experiments.reproduce import MissingDatasetError
+from cirlib.features import FeatureCache, fashioniq_features
 from cirlib.inversion import PromptEncoder
 from cirlib.inversion import evaluate as inversion_evaluate
 from cirlib.inversion.evaluate import compose_split, evaluate_inversion
 from cirlib.inversion.inject import token_embeddings
-from cirlib.paper_numbers import (G14_NOTE, METHODS, PAPER_RESULTS, QUOTED_ONLY, default_weights, paper_result,
-                                  paper_weights)
-from cirlib.reproduce import MissingDatasetError
-from cirlib.sweep import SweepResult, best_cell
-from cirlib.widgets import Panel, top_results
+from cirlib.util.errors import ConfigError
+from cirlib.viz.widgets import Panel, top_results
+from cirlib.weimocir.sweeps import SweepResult, best_cell
 from tests.helpers import TINY_CLIP, random_split, tiny_model_dir
 from tests.test_readers import cirr_root, fiq_root  # noqa: F401  (fixtures: tiny dataset trees)
 
@@ -183,7 +191,7 @@ def test_every_quoted_method_is_either_reproducible_or_declared_quoted_only():
     quoted = {method for _, method, _ in PAPER_RESULTS}
     assert quoted - set(METHODS) == set(QUOTED_ONLY) and not set(QUOTED_ONLY) & set(METHODS)
     readme = (ROOT / "README.md").read_text()
-    assert "`cirlib.paper_numbers.QUOTED_ONLY`" in readme
+    assert "`cirlib.experiments.paper_numbers.QUOTED_ONLY`" in readme
     with pytest.raises(SystemExit) as exit_code:
         main(["reproduce", "--dataset", "cirr", "--method", "searle", "--data-root", "nowhere"])
     assert exit_code.value.code == 2

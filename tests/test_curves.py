@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from cirlib.analysis.curves import read_fusion_log, summarise_curve
-from cirlib.errors import FileError
 from cirlib.train.stage2 import FusionTrainConfig, train_fusion
 from cirlib.train.triplets import TripletFeatures
+from cirlib.util.errors import FileError
 
 
 def rows(values: list[float], losses: list[float] | None = None) -> list[dict]:

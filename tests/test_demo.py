@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from cirlib.apps.demo import DemoConfig, _train, expected_time, run_demo
+from cirlib.apps.failure_report import demo_outcomes
 from cirlib.cli import main
-from cirlib.demo import DemoConfig, _train, expected_time, run_demo
-from cirlib.experiments import evaluate_checkpoint
-from cirlib.failure_report import demo_outcomes
-from cirlib.sweep import SELECT_BY, best_cell
-from cirlib.sweep_select import split_metrics
+from cirlib.experiments.jobs import evaluate_checkpoint
+from cirlib.weimocir.select import split_metrics
+from cirlib.weimocir.sweeps import SELECT_BY, best_cell
 from tests.helpers import tiny_model_dir
 from tests.precision import cuda_float32_policy
 
@@ -122,6 +122,6 @@ def test_the_training_stage_runs_in_bf16_as_on_a_gpu_and_stays_near_float32(demo
 
 def test_the_expected_time_names_the_device_it_was_measured_on(monkeypatch):
     assert expected_time(DemoConfig(device="cpu")).startswith("Expected time on 2 CPU cores: about 6 minutes")
-    monkeypatch.setattr("cirlib.demo.resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr("cirlib.apps.demo.resolve_device", lambda device: torch.device("cuda"))
     message = expected_time(DemoConfig())
     assert message.startswith("Expected time on a GPU") and "H200" in message and "CPU cores:" not in message

@@ -14,10 +14,11 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-import cirlib.encoders.cache as cache_module
-from cirlib.encoders import FeatureCache, load_encoder
-from cirlib.encoders.distributed import DistContext, backend_for, init_distributed, rank_device, shard_batches
-from cirlib.encoders.tensor_io import save_tensors
+import cirlib.features.cache as cache_module
+from cirlib.encoders import load_encoder
+from cirlib.features import FeatureCache
+from cirlib.util.distributed import DistContext, backend_for, init_distributed, rank_device, shard_batches
+from cirlib.util.tensor_io import save_tensors
 from tests.test_ddp import as_torchrun_process, free_port
 
 # 21 images in chunks of 8 + 8 + 5 and 11 texts in 8 + 3, in batches of 3: every chunk ends with a short

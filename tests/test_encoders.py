@@ -8,11 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from cirlib.encoders import FeatureCache, PadToRatio, PreprocessConfig, build_preprocess, encode_images, load_encoder
-from cirlib.encoders.tensor_io import read_tensors, save_tensors
+from cirlib.encoders import PadToRatio, PreprocessConfig, build_preprocess, load_encoder
 from cirlib.encoders.transforms import geometry
-from cirlib.errors import ConfigError, FileError
+from cirlib.features import FeatureCache, encode_images
+from cirlib.util.errors import ConfigError, FileError
+from cirlib.util.tensor_io import read_tensors, save_tensors
 from tests.helpers import tiny_model_dir
+
 
 @pytest.fixture
 def images(tmp_path):
@@ -81,7 +83,7 @@ def test_batched_extraction_equals_one_image_at_a_time(tmp_path, images):
 
 def counting(monkeypatch):
     """Count the images the cache sends to the encoder."""
-    import cirlib.encoders.cache as cache_module
+    import cirlib.features.cache as cache_module
     seen = []
     real = cache_module.encode_images
 
@@ -174,7 +176,7 @@ def test_interrupted_extraction_resumes_from_saved_chunks_with_identical_results
     names = [p.stem for p in images]
     expected = FeatureCache(tmp_path / "reference", chunk_size=3).image_features(encoder, names, images, "toy",
                                                                                  num_workers=0, progress=False)
-    import cirlib.encoders.cache as cache_module
+    import cirlib.features.cache as cache_module
     real, calls = cache_module.encode_images, []
 
     def dies_on_second_chunk(encoder, paths, **options):

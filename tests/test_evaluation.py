@@ -1,4 +1,4 @@
-"""cirlib.evaluation retrieves through cirlib.index and must give the similarity-matrix metrics' numbers, and both
+"""cirlib.evaluation.evaluate retrieves through cirlib.index and must give the similarity-matrix metrics' numbers, and both
 must give the numbers of a plain reference written here without cirlib (float64 cosine, ranks counted from their
 definition, the papers' formulas), so that a bug shared by the index and matrix paths shows too."""
 
@@ -11,9 +11,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cirlib.encoders.features import SplitFeatures
-from cirlib.evaluation import (evaluate_circo, evaluate_cirr, evaluate_fashioniq, evaluate_methods, format_results,
-                               gallery_index, ranked_names, similarity)
+from cirlib.evaluation.evaluate import (
+    evaluate_circo,
+    evaluate_cirr,
+    evaluate_fashioniq,
+    evaluate_methods,
+    format_results,
+    gallery_index,
+    ranked_names,
+    similarity,
+)
+from cirlib.features.splits import SplitFeatures
 from cirlib.fusion.baselines import image_only, sum_fusion, text_only
 from cirlib.metrics import circo_map, cirr_recall, fashioniq_recall, fashioniq_summary, rank_gallery
 from cirlib.metrics.recall import cirr_means

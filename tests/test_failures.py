@@ -12,14 +12,29 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from cirlib.analysis.edits import (CAUSE_OF_EDIT, CAUSES, cirr_edit_types, cirr_vague_captions,  # noqa: E402
-                                   fashioniq_edit_types, query_causes)
-from cirlib.analysis.failures import (failure_examples, failures, grid_inputs, group_table, method_scores, query_outcomes,  # noqa: E402
-                                      synth_image_path, weimocir_scores)
+from cirlib.analysis.edits import (  # noqa: E402
+    CAUSE_OF_EDIT,
+    CAUSES,
+    cirr_edit_types,
+    cirr_vague_captions,
+    fashioniq_edit_types,
+    query_causes,
+)
+from cirlib.analysis.failures import (  # noqa: E402
+    failure_examples,
+    failures,
+    grid_inputs,
+    group_table,
+    method_scores,
+    query_outcomes,
+    synth_image_path,
+    weimocir_scores,
+)
 from cirlib.data import CIRR  # noqa: E402
-from cirlib.evaluation import evaluate_cirr, evaluate_fashioniq  # noqa: E402
-from cirlib.fusion import sum_fusion, weighted_similarity  # noqa: E402
-from cirlib.plots import composed_queries, group_recall_bars, image_with_word_lists, retrieval_grid  # noqa: E402
+from cirlib.evaluation.evaluate import evaluate_cirr, evaluate_fashioniq  # noqa: E402
+from cirlib.fusion import sum_fusion
+from cirlib.viz.plots import composed_queries, group_recall_bars, image_with_word_lists, retrieval_grid  # noqa: E402
+from cirlib.weimocir import weighted_similarity
 from tests.helpers import random_split  # noqa: E402
 
 

@@ -6,8 +6,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cirlib.fusion import (FUSIONS, BilinearCombiner, Combiner, MoECombiner, build_fusion, fuse, load_balancing_loss,
-                           parameter_count, sum_fusion, text_only)
+from cirlib.fusion import (
+    FUSIONS,
+    BilinearCombiner,
+    Combiner,
+    MoECombiner,
+    build_fusion,
+    fuse,
+    load_balancing_loss,
+    parameter_count,
+    sum_fusion,
+    text_only,
+)
 
 D = 16
 

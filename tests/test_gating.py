@@ -8,8 +8,14 @@ import pytest
 import torch
 
 from cirlib.analysis.edits import cirr_edit_types, fashioniq_edit_types
-from cirlib.analysis.gating import (expert_off_method, normalized_mutual_information, router_weights_by_edit_type,
-                                    routing_weights, top_expert_edit_type_nmi, utilisation)
+from cirlib.analysis.gating import (
+    expert_off_method,
+    normalized_mutual_information,
+    router_weights_by_edit_type,
+    routing_weights,
+    top_expert_edit_type_nmi,
+    utilisation,
+)
 from cirlib.data import CIRR
 from cirlib.fusion import MoECombiner
 

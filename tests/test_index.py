@@ -7,12 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cirlib.index import (ExactIndex, FaissIndex, IndexMismatchError, block_topk, build_index, load_index,
-                          topk_first)
-from cirlib.encoders.tensor_io import save_tensors
-from cirlib.errors import FileError
+from cirlib.index import ExactIndex, FaissIndex, IndexMismatchError, block_topk, build_index, load_index, topk_first
 from cirlib.index.topk import merge_topk, order_keys
 from cirlib.metrics import top_k_indices
+from cirlib.util.errors import FileError
+from cirlib.util.tensor_io import save_tensors
 
 DIM = 32
 

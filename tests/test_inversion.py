@@ -11,16 +11,33 @@ from open_clip.model import CustomTextCLIP
 
 from cirlib.encoders import load_encoder
 from cirlib.encoders.clip_model import build_clip, build_tokenizer
-from cirlib.metrics import cirr_recall
-from cirlib.inversion import (LinCIRConfig, Pic2WordConfig, PromptEncoder, SearleConfig, encode_with_pseudo_words,
-                              freeze, oti, train_lincir, train_pic2word, train_searle)
-from cirlib.inversion.concepts import (ATTRIBUTE_WORDS, CONCEPTS, WORD_KINDS, attribute_words, concept_phrases,
-                                       keyword_runs, mask_keywords)
+from cirlib.inversion import (
+    LinCIRConfig,
+    Pic2WordConfig,
+    PromptEncoder,
+    SearleConfig,
+    encode_with_pseudo_words,
+    freeze,
+    oti,
+    train_lincir,
+    train_pic2word,
+    train_searle,
+)
+from cirlib.inversion.concepts import (
+    ATTRIBUTE_WORDS,
+    CONCEPTS,
+    WORD_KINDS,
+    attribute_words,
+    concept_phrases,
+    keyword_runs,
+    mask_keywords,
+)
 from cirlib.inversion.evaluate import evaluate_inversion, inversion_method, invert_unique, load_inverter
 from cirlib.inversion.inject import token_embeddings
 from cirlib.inversion.loop import finished_run, load_phi, loss_summary, run_seconds
 from cirlib.inversion.mapping import Phi, PhiConfig
 from cirlib.inversion.searle import ConceptBank
+from cirlib.metrics import cirr_recall
 from tests.helpers import TINY_CLIP, tiny_model_dir
 
 TEXTS = ["a photo of $ that is red", "$", "a big $ and a small $ on a grey background", "$ is bigger now"]
@@ -230,8 +247,8 @@ def test_composed_queries_equal_the_text_encoder_with_the_real_word():
 
 
 def test_evaluation_of_a_trained_run_on_the_small_benchmark(tiny_setup, small_benchmark):
-    from cirlib.encoders import FeatureCache
-    from cirlib.evaluation import benchmark_features
+    from cirlib.evaluation.evaluate import benchmark_features
+    from cirlib.features import FeatureCache
     root, common = tiny_setup
     run = train_pic2word(Pic2WordConfig(**{**common, "steps": 5}, out=str(root / "eval")))
     encoder = load_encoder(common["model"], device="cpu")

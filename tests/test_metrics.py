@@ -18,13 +18,12 @@ from cirlib.metrics import (
     fashioniq_summary,
     rank_gallery,
     rank_within,
+    ranking,
     recall_at_k,
     top_k_indices,
     write_circo_submission,
     write_cirr_submission,
 )
-from cirlib.metrics import ranking
-
 
 # ---------------------------------------------------------------- ranking and the tie rule
 

@@ -11,13 +11,22 @@ import torch
 import torch.nn.functional as F
 
 from cirlib.analysis.gating import balance_summary, expert_off_method
-from cirlib.config import load_config
-from cirlib.errors import ConfigError
-from cirlib.experiments import evaluate
+from cirlib.experiments.jobs import evaluate
+from cirlib.experiments.moe_study import (
+    KNOCKOUT,
+    SUMMARY_COLUMNS,
+    VARIANTS,
+    MoEStudyConfig,
+    analyse_routing,
+    run_moe_study,
+    study_runs,
+    study_tables,
+    summary_table,
+)
 from cirlib.fusion import MoECombiner, fuse
 from cirlib.fusion.moe import router_z_loss, switch_loss
-from cirlib.moe_study import (KNOCKOUT, SUMMARY_COLUMNS, VARIANTS, MoEStudyConfig, analyse_routing, run_moe_study,
-                              study_runs, study_tables, summary_table)
+from cirlib.util.config import load_config
+from cirlib.util.errors import ConfigError
 
 
 def test_switch_loss_is_one_when_balanced_and_e_when_one_expert_takes_everything():
@@ -137,10 +146,11 @@ def test_tables_give_mean_and_sample_std_over_seeds():
 
 
 def test_knockouts_equal_evaluating_with_the_expert_switched_off(small_benchmark, tmp_path):
-    from cirlib.encoders import FeatureCache, load_encoder
-    from cirlib.experiments import val_features
     from cirlib.analysis.edits import query_groups
-    from cirlib.moe_study import query_texts
+    from cirlib.encoders import load_encoder
+    from cirlib.experiments.jobs import val_features
+    from cirlib.experiments.moe_study import query_texts
+    from cirlib.features import FeatureCache
     from tests.helpers import tiny_model_dir
 
     root, _ = small_benchmark

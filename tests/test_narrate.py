@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cirlib.narrate import SHOULD_SEE, TAKEAWAYS, difference_text, ranking, ranking_text, should_see, takeaways
+from cirlib.viz.narrate import SHOULD_SEE, TAKEAWAYS, difference_text, ranking, ranking_text, should_see, takeaways
 
 
 def test_ranking_orders_best_first_and_marks_printed_ties():

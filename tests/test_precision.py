@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from cirlib.analysis.gating import routing_weights
-from cirlib.encoders.device import compute_precision, exact_float32, resolve_precision
-from cirlib.experiments import fusion_method
+from cirlib.experiments.jobs import fusion_method
 from cirlib.fusion import FUSIONS, MoECombiner, build_fusion
 from cirlib.fusion.moe import route
 from cirlib.inversion import LinCIRConfig, Pic2WordConfig, SearleConfig, train_lincir, train_pic2word, train_searle
@@ -23,6 +22,7 @@ from cirlib.inversion.loop import load_phi
 from cirlib.train.loss import batch_classification_loss
 from cirlib.train.pretrain import PretrainConfig, pretrain
 from cirlib.train.stage2 import FusionTrainConfig, load_trained_fusion, train_fusion
+from cirlib.util.device import compute_precision, exact_float32, resolve_precision
 from tests.precision import cuda_autocast, cuda_float32_policy
 from tests.test_inversion import tiny_setup  # noqa: F401  (a fixture)
 from tests.test_pretrain import tiny_config

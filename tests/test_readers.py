@@ -12,9 +12,21 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cirlib.data import (CIRCO, CIRR, CIRCOQuery, CIRRTriplet, DatasetError, FashionIQ, FashionIQTriplet, ImgSet,
-                         MissingImagesWarning, captions_for, fashioniq_query_text, fashioniq_query_texts_both_orders,
-                         read_gallery_captions)
+from cirlib.data import (
+    CIRCO,
+    CIRR,
+    CIRCOQuery,
+    CIRRTriplet,
+    DatasetError,
+    FashionIQ,
+    FashionIQTriplet,
+    ImgSet,
+    MissingImagesWarning,
+    captions_for,
+    fashioniq_query_text,
+    fashioniq_query_texts_both_orders,
+    read_gallery_captions,
+)
 
 
 def _image_bytes(fmt: str) -> bytes:

@@ -5,19 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cirlib.data import CIRR
-
 from cirlib.cli import main
-from cirlib.encoders import FeatureCache, cirr_features, load_encoder
-from cirlib.encoders.captions import captioned_split
-from cirlib.errors import CirlibError
-from cirlib.evaluation import evaluate_cirr
-from cirlib.fusion import image_only, weighted_similarity
+from cirlib.data import CIRR
+from cirlib.encoders import load_encoder
+from cirlib.evaluation.evaluate import evaluate_cirr
+from cirlib.experiments.paper_numbers import paper_result
+from cirlib.experiments.reproduce import MissingDatasetError, ReproduceConfig, _scorer, format_comparison, reproduce
+from cirlib.features import FeatureCache, cirr_features
+from cirlib.features.captions import captioned_split
+from cirlib.fusion import image_only
 from cirlib.metrics import cirr_recall
-from cirlib.paper_numbers import paper_result
-from cirlib.reproduce import MissingDatasetError, ReproduceConfig, _scorer, format_comparison, reproduce
-from cirlib.sweep import sweep
-from cirlib.sweep_select import held_out_choice
+from cirlib.util.errors import CirlibError
+from cirlib.weimocir import weighted_similarity
+from cirlib.weimocir.select import held_out_choice
+from cirlib.weimocir.sweeps import sweep
 
 from .helpers import tiny_model_dir
 

@@ -13,17 +13,25 @@ import torch
 from safetensors.torch import load_file
 
 from cirlib.cli import main
-from cirlib.encoders import FeatureCache, load_encoder
+from cirlib.encoders import load_encoder
 from cirlib.encoders.clip_model import build_clip
 from cirlib.encoders.loading import config_encoder
-from cirlib.errors import ConfigError, FileError
-from cirlib.experiments import evaluate, load_job_config, run_stage1_job, val_features
+from cirlib.experiments.jobs import evaluate, load_job_config, run_stage1_job, val_features
+from cirlib.experiments.stage1_table import comparison_configs, config_paths, stage1_comparison
+from cirlib.features import FeatureCache
 from cirlib.fusion import sum_fusion
-from cirlib.stage1_table import comparison_configs, config_paths, stage1_comparison
 from cirlib.train import stage1
 from cirlib.train.checkpoint import read_record
-from cirlib.train.stage1 import (BEST, LAST, Stage1Config, enable_grad_checkpointing, image_triplets, sum_fusion_loss,
-                                 train_stage1)
+from cirlib.train.stage1 import (
+    BEST,
+    LAST,
+    Stage1Config,
+    enable_grad_checkpointing,
+    image_triplets,
+    sum_fusion_loss,
+    train_stage1,
+)
+from cirlib.util.errors import ConfigError, FileError
 from tests.helpers import TINY_CLIP, tiny_model_dir
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,15 +7,33 @@ import numpy as np
 import pytest
 import torch
 
-from cirlib.encoders import FeatureCache, load_encoder
-from cirlib.encoders.captions import synth_captioned_splits
-from cirlib.fusion import image_only, text_only, weighted_similarity
+from cirlib.encoders import load_encoder
+from cirlib.features import FeatureCache
+from cirlib.features.captions import synth_captioned_splits
+from cirlib.fusion import image_only, text_only
 from cirlib.metrics import circo_map, cirr_recall, fashioniq_recall
 from cirlib.metrics.ranks import subset_target_ranks, target_ranks
-from cirlib.sweep import (GRID, ScoreGrid, SweepResult, _named_metrics, _protocol,
-                          best_cell, per_cell_sweep, sweep)
-from cirlib.sweep_report import (CAPTION_SUBSETS, best_cells_markdown, caption_ablation, feature_norms, near_best,
-                                 one_query_points, query_count, similarity_spread)
+from cirlib.weimocir import weighted_similarity
+from cirlib.weimocir.report import (
+    CAPTION_SUBSETS,
+    best_cells_markdown,
+    caption_ablation,
+    feature_norms,
+    near_best,
+    one_query_points,
+    query_count,
+    similarity_spread,
+)
+from cirlib.weimocir.sweeps import (
+    GRID,
+    ScoreGrid,
+    SweepResult,
+    _named_metrics,
+    _protocol,
+    best_cell,
+    per_cell_sweep,
+    sweep,
+)
 from tests.helpers import random_split, tiny_model_dir
 
 KINDS = ("fashioniq", "cirr", "circo")

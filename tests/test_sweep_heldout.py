@@ -1,4 +1,4 @@
-"""WeiMoCIR's (α, β) chosen on held-out halves of val (cirlib.sweep_select): fixed halves, numbers equal to a plain
+"""WeiMoCIR's (α, β) chosen on held-out halves of val (cirlib.weimocir.select): fixed halves, numbers equal to a plain
 reference built from weighted_similarity and cirlib.metrics, and a toy case where peeking picks another cell."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from cirlib.encoders.captions import CaptionedSplit
-from cirlib.fusion import weighted_similarity
+from cirlib.features.captions import CaptionedSplit
 from cirlib.metrics import circo_map, cirr_recall, fashioniq_recall, fashioniq_summary
-from cirlib.sweep import SELECT_BY, best_cell, per_cell_sweep, sweep
-from cirlib.sweep_select import fold, held_out_choice, query_halves
+from cirlib.weimocir import weighted_similarity
+from cirlib.weimocir.select import fold, held_out_choice, query_halves
+from cirlib.weimocir.sweeps import SELECT_BY, best_cell, per_cell_sweep, sweep
 from tests.helpers import random_split
 
 CATEGORIES = ("dress", "shirt", "toptee")

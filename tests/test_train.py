@@ -9,14 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cirlib.errors import FileError
 from cirlib.fusion import MoECombiner, sum_fusion
 from cirlib.train.checkpoint import read_record
 from cirlib.train.loss import batch_classification_loss
-from cirlib.train.schedule import cosine_lr
 from cirlib.train.pretrain import parameter_groups
+from cirlib.train.schedule import cosine_lr
 from cirlib.train.stage2 import FusionTrainConfig, epoch_plan, load_trained_fusion, train_fusion
 from cirlib.train.triplets import TripletFeatures, fashioniq_training_texts
+from cirlib.util.errors import FileError
 
 D, IMAGES, EDITS = 16, 120, 6
 
@@ -220,7 +220,7 @@ def test_cli_trains_evaluates_and_tabulates_seeds_on_the_small_benchmark(small_b
 
 
 def test_config_variants_get_their_own_run_folder(tmp_path):
-    from cirlib.experiments import config_variant
+    from cirlib.experiments.jobs import config_variant
 
     (tmp_path / "a.yaml").write_text("kind: fusion\nfusion: combiner\nepochs: 3\n")
     first = config_variant(tmp_path / "a.yaml", tmp_path / "runs", epochs=5)

@@ -21,8 +21,11 @@ import torch
 
 pytest.importorskip("triton")
 
-from cirlib.index import ExactIndex, topk_first  # noqa: E402  (after the skip: triton is optional)
-from cirlib.index import fused  # noqa: E402
+from cirlib.index import (  # noqa: E402  (after the skip: triton is optional)
+    ExactIndex,
+    fused,  # noqa: E402
+    topk_first,
+)
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 CUDA = not INTERPRETED and torch.cuda.is_available()

@@ -9,10 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cirlib.encoders import FeatureCache, encode_texts, load_encoder
-from cirlib.encoders.captions import CaptionFeatures, caption_features, captioned_split
-from cirlib.encoders.features import SplitFeatures
-from cirlib.fusion import image_only, sum_fusion, text_only, weighted_fusion, weighted_similarity
+from cirlib.encoders import load_encoder
+from cirlib.features import FeatureCache, encode_texts
+from cirlib.features.captions import CaptionFeatures, caption_features, captioned_split
+from cirlib.features.splits import SplitFeatures
+from cirlib.fusion import image_only, sum_fusion, text_only
+from cirlib.weimocir import weighted_fusion, weighted_similarity
 from tests.helpers import tiny_model_dir
 
 
@@ -101,7 +103,7 @@ def test_caption_features_are_cached_and_missing_images_get_empty_captions(tmp_p
     expected = encode_texts(encoder, texts, progress=False).reshape(3, 3, -1)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
-    import cirlib.encoders.cache as cache_module
+    import cirlib.features.cache as cache_module
     calls = []
     monkeypatch.setattr(cache_module, "encode_texts", lambda *a, **k: calls.append(a) or torch.zeros(0))
     with pytest.warns(UserWarning):

@@ -1,6 +1,6 @@
 """The sweep explorer: its plain callbacks, its figures, and the ipywidgets wiring driven without a browser,
 with IPython's post-execute hooks run from another thread as ipykernel does for widget messages.
-Skipped where ipywidgets is missing (cirlib.widgets imports it)."""
+Skipped where ipywidgets is missing (cirlib.viz.widgets imports it)."""
 
 from __future__ import annotations
 
@@ -17,15 +17,27 @@ from matplotlib._pylab_helpers import Gcf
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
-from cirlib.fusion import weighted_similarity
 from cirlib.metrics import top_k_indices
-from cirlib.sweep import sweep
+from cirlib.weimocir import weighted_similarity
+from cirlib.weimocir.sweeps import sweep
 from tests.test_sweep import random_split
 
 pytest.importorskip("ipywidgets")
-from cirlib import widgets as widgets_module  # noqa: E402
-from cirlib.widgets import (DPI, WIDTH, Panel, Selection, SweepExplorer, TopResults, compute_view,  # noqa: E402
-                            format_readouts, heatmap_figure, strip_figure, to_png, top_results)
+from cirlib.viz import widgets as widgets_module
+from cirlib.viz.widgets import (  # noqa: E402
+    DPI,
+    WIDTH,
+    Panel,
+    Selection,
+    SweepExplorer,
+    TopResults,
+    compute_view,
+    format_readouts,
+    heatmap_figure,
+    strip_figure,
+    to_png,
+    top_results,
+)
 
 matplotlib.use("Agg")
 

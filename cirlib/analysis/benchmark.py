@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..data.synth.build import build_benchmark
-from ..data.synth.config import SynthConfig
-from .sanity import benchmark_sanity
+from cirlib.analysis.sanity import benchmark_sanity
+from cirlib.data.synth.build import build_benchmark
+from cirlib.data.synth.config import SynthConfig
 
 
 def measure_sanity(out: Path, config: SynthConfig) -> dict:

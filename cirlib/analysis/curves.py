@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import FileError
+from cirlib.util.errors import FileError
 
 LOSS = "train loss"
 

@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..data import CIRR, FashionIQ
+from cirlib.data import CIRR, FashionIQ
 
 EditTypes = list[list[str]]
 

@@ -6,7 +6,7 @@ result), and the top-k names), from each method's
 (queries × gallery) scores. :func:`group_table` then gives recall and failure counts per edit type
 or per cause (a query with several counts in each of its groups), :func:`failures` a method's
 missed queries, :func:`failure_examples` one per group, and :func:`grid_inputs` the arguments of
-``cirlib.plots.retrieval_grid`` for them.
+``cirlib.viz.plots.retrieval_grid`` for them.
 Ranks use ``cirlib.metrics``' rules (ties by lower gallery index; CIRR without its reference), so
 ``recall`` here equals the benchmark metric.
 """
@@ -20,14 +20,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data import CIRR, FashionIQ
-from ..encoders.captions import CaptionedSplit
-from ..encoders.features import SplitFeatures
-from ..evaluation import similarity
-from ..metrics import top_k_indices
-from ..metrics.ranks import NOT_RANKED, target_ranks
-from ..sweep import ScoreGrid
-from .edits import CAUSES, EditTypes
+from cirlib.analysis.edits import CAUSES, EditTypes
+from cirlib.data import CIRR, FashionIQ
+from cirlib.evaluation.evaluate import similarity
+from cirlib.features.captions import CaptionedSplit
+from cirlib.features.splits import SplitFeatures
+from cirlib.metrics import top_k_indices
+from cirlib.metrics.ranks import NOT_RANKED, target_ranks
+from cirlib.weimocir.sweeps import ScoreGrid
 
 Parts = SplitFeatures | Mapping[str, SplitFeatures]
 """One split, or FashionIQ's categories {category: split}."""
@@ -140,7 +140,7 @@ def failure_examples(frame: pd.DataFrame, method: str, by: str = "causes", k: in
 
 
 def grid_inputs(rows: pd.DataFrame, method: str, path_of: Callable[[object], Path]) -> dict:
-    """Keyword arguments of ``cirlib.plots.retrieval_grid`` for ``rows``: the reference and text
+    """Keyword arguments of ``cirlib.viz.plots.retrieval_grid`` for ``rows``: the reference and text
     (after the row's ``group``, if there is that column), the method's top names, the target marked
     where it appears, and the target itself with its rank."""
     texts = ([f"[{g}] {t}" for g, t in zip(rows["group"], rows["text"])] if "group" in rows else list(rows["text"]))

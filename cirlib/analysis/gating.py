@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..encoders.device import exact_float32
-from ..fusion.moe import MoECombiner
-from .edits import EditTypes
+from cirlib.analysis.edits import EditTypes
+from cirlib.fusion.moe import MoECombiner
+from cirlib.util.device import exact_float32
 
 
 @torch.no_grad()

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import CIRCO, CIRR, FashionIQ
-from ..data.synth.garments import Garment, garment_codes
-from ..data.synth.scene_edits import apply_chain, edit_from_json
-from ..data.synth.scenes import Scene, scene_facts, scene_from_json
-from ..metrics import circo_map, cirr_recall, fashioniq_recall, fashioniq_summary
+from cirlib.data import CIRCO, CIRR, FashionIQ
+from cirlib.data.synth.garments import Garment, garment_codes
+from cirlib.data.synth.scene_edits import apply_chain, edit_from_json
+from cirlib.data.synth.scenes import Scene, scene_facts, scene_from_json
+from cirlib.metrics import circo_map, cirr_recall, fashioniq_recall, fashioniq_summary
 
 TIE_JITTER = 1e-6  # far below the smallest gap between two distinct agreement scores
 

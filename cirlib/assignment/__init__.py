@@ -5,9 +5,15 @@ all six notebooks (the exercises_<topic> modules) and gives the check harness (:
 (release -> students -> collect -> grade -> feedback) is in docs/teaching.md.
 """
 
-from .checks import CheckFailed, check, variant_seed
 # Imported for their registrations (each registers its notebook's exercises).
-from . import exercises_metrics, exercises_fusion, exercises_routing  # noqa: F401  notebooks 01, 02, 03
-from . import exercises_weimocir, exercises_failures, exercises_inversion  # noqa: F401  notebooks 04, 05, 06
+from cirlib.assignment import (
+    exercises_failures,
+    exercises_fusion,
+    exercises_inversion,
+    exercises_metrics,
+    exercises_routing,
+    exercises_weimocir,
+)
+from cirlib.assignment.checks import CheckFailed, check, variant_seed
 
 __all__ = ["CheckFailed", "check", "variant_seed"]

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from cirlib.util.errors import ConfigError
 
 SEED_VARIABLE = "CIRLIB_ASSIGNMENT_SEED"
 """The environment variable the grader sets to the student's variant seed (``--variant-seed-from student_id``)."""

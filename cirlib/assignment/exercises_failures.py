@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..analysis.edits import CAUSES
-from ..analysis.failures import group_table
-from ..metrics.ranks import target_ranks
-from .checks import Case, Exercise, register
+from cirlib.analysis.edits import CAUSES
+from cirlib.analysis.failures import group_table
+from cirlib.assignment.checks import Case, Exercise, register
+from cirlib.metrics.ranks import target_ranks
 
 _METHOD = "method"  # the one method column of the frame handed to group_table
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from ..fusion import Combiner
-from ..train.loss import batch_classification_loss
-from .checks import Case, Exercise, register
+from cirlib.assignment.checks import Case, Exercise, register
+from cirlib.fusion import Combiner
+from cirlib.train.loss import batch_classification_loss
 
 
 def _generator(seed: int, hidden: bool) -> torch.Generator:

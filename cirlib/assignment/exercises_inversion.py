@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..inversion.concepts import KEYWORDS, mask_keywords
-from ..inversion.inject import encode_with_pseudo_words
-from .checks import Case, Exercise, register
+from cirlib.assignment.checks import Case, Exercise, register
+from cirlib.inversion.concepts import KEYWORDS, mask_keywords
+from cirlib.inversion.inject import encode_with_pseudo_words
 
 
 class _Unchanged(nn.Module):

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ..metrics import circo_map, cirr_recall, fashioniq_recall
-from .checks import Case, Exercise, register
+from cirlib.assignment.checks import Case, Exercise, register
+from cirlib.metrics import circo_map, cirr_recall, fashioniq_recall
 
 
 def _generator(seed: int, hidden: bool) -> torch.Generator:

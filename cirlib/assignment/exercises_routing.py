@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from ..analysis.gating import top_expert_edit_type_nmi
-from ..fusion.moe import load_balancing_loss, route
-from .checks import Case, Exercise, register
+from cirlib.analysis.gating import top_expert_edit_type_nmi
+from cirlib.assignment.checks import Case, Exercise, register
+from cirlib.fusion.moe import load_balancing_loss, route
 
 EDIT_TYPES = ("add", "remove", "move", "count", "recolour", "background")
 """Edit-type names the NMI cases draw from (CIRR-style, as in notebook 03)."""

@@ -1,7 +1,7 @@
 """Graded exercises of notebook 04 (WeiMoCIR): the fused score, and choosing α and β on a held-out split.
 
 Inputs derive only from the variant seed; the expected values come from cirlib's tested code at check time
-(``cirlib.fusion.weighted.weighted_similarity``, ``cirlib.sweep.best_cell``), so no answer is stored here.
+(``cirlib.weimocir.weighted.weighted_similarity``, ``cirlib.weimocir.sweeps.best_cell``), so no answer is stored here.
 Public cases are small random ones; hidden cases add the grid's corners, a single caption or query, ties in the
 metric grid and a 1×1 grid.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..fusion.weighted import weighted_similarity
-from ..sweep import SweepResult, best_cell
-from .checks import Case, Exercise, register
+from cirlib.assignment.checks import Case, Exercise, register
+from cirlib.weimocir.sweeps import SweepResult, best_cell
+from cirlib.weimocir.weighted import weighted_similarity
 
 _METRIC = "R@5"  # any name: the grids of choose_alpha_beta hold one metric
 
@@ -44,7 +44,7 @@ def _result(values: np.ndarray, alphas: np.ndarray, betas: np.ndarray) -> SweepR
 
 def held_out_choice(train: np.ndarray, val: np.ndarray, alphas: np.ndarray,
                     betas: np.ndarray) -> tuple[float, float, float]:
-    """(α, β, val value): the best cell of ``train`` by ``cirlib.sweep.best_cell``, reported on ``val``."""
+    """(α, β, val value): the best cell of ``train`` by ``cirlib.weimocir.sweeps.best_cell``, reported on ``val``."""
     alpha, beta, _ = best_cell(_result(train, alphas, betas), _METRIC)
     return alpha, beta, _result(val, alphas, betas).at(alpha, beta)[_METRIC]
 

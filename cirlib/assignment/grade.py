@@ -18,14 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import CirlibError, ConfigError, FileError
-from ..locks import folder_lock
-from .checks import SEED_VARIABLE
-from .markup import about, read_notebook, validate
-from .outputs import OwnedFolder, json_bytes
-from .plan import Manual, Verdict, assemble, cells, score
-from .release import notebook_names
-from .runner import run_cells
+from cirlib.assignment.checks import SEED_VARIABLE
+from cirlib.assignment.markup import about, read_notebook, validate
+from cirlib.assignment.outputs import OwnedFolder, json_bytes
+from cirlib.assignment.plan import Manual, Verdict, assemble, cells, score
+from cirlib.assignment.release import notebook_names
+from cirlib.assignment.runner import run_cells
+from cirlib.util.errors import CirlibError, ConfigError, FileError
+from cirlib.util.locks import folder_lock
 
 RECORD = "grading.json"
 VARIANT_SOURCES = ("student_id",)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..atomic import remove_written, temporary_target, write_bytes
-from ..errors import FileError
-from ..locks import LOCK_NAME
+from cirlib.util.atomic import remove_written, temporary_target, write_bytes
+from cirlib.util.errors import FileError
+from cirlib.util.locks import LOCK_NAME
 
 FORMAT = "cirlib-assignment"
 

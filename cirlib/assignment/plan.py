@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .markup import answer_cells, graded_cells
-from .runner import Outcome
+from cirlib.assignment.markup import answer_cells, graded_cells
+from cirlib.assignment.runner import Outcome
 
 SETUP_SECONDS = 600
 """The time limit of a setup cell (the instructor's imports), whatever the per-cell limit of the students' code."""

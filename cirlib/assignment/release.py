@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from ..errors import CirlibError
-from ..locks import folder_lock
-from .markup import about, read_notebook, student_version, validate
-from .outputs import OwnedFolder
+from cirlib.assignment.markup import about, read_notebook, student_version, validate
+from cirlib.assignment.outputs import OwnedFolder
+from cirlib.util.errors import CirlibError
+from cirlib.util.locks import folder_lock
 
 MANIFEST = "manifest.json"
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"

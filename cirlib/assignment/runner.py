@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cirlib.atomic import write_json  # absolute: the child runs this file as a script
+from cirlib.util.atomic import write_json  # absolute: the child runs this file as a script
 
 KERNEL = "python3"
 """The kernel the cells run in: ipykernel's, started with the grader's own python (jupyter_client's rule)."""

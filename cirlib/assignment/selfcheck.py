@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .markup import about, read_notebook
-from .plan import Verdict, assemble, cells, score
-from .runner import run_cells
+from cirlib.assignment.markup import about, read_notebook
+from cirlib.assignment.plan import Verdict, assemble, cells, score
+from cirlib.assignment.runner import run_cells
 
 
 def self_check(path: Path | str, timeout: float = 60) -> list[Verdict]:

@@ -6,7 +6,7 @@ points a reader at the wrong folder learns in one line what to do.
 
 from __future__ import annotations
 
-from ..errors import FileError
+from cirlib.util.errors import FileError
 
 
 class DatasetError(FileError):

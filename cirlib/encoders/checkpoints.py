@@ -29,8 +29,8 @@ import open_clip
 import torch
 from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
 
-from ..errors import FileError
-from .tensor_io import read_tensors
+from cirlib.util.errors import FileError
+from cirlib.util.tensor_io import read_tensors
 
 # The architectures OpenAI released weights for (trained with QuickGELU).
 OPENAI_ARCHITECTURES = frozenset({"RN50", "RN101", "RN50x4", "RN50x16", "RN50x64", "ViT-B-32", "ViT-B-16", "ViT-L-14",

@@ -14,9 +14,9 @@ from open_clip.model import CLIP
 from open_clip.tokenizer import SimpleTokenizer
 from open_clip.transformer import QuickGELU
 
-from ..atomic import write_json
-from ..errors import FileError
-from .tensor_io import read_tensors, save_tensors
+from cirlib.util.atomic import write_json
+from cirlib.util.errors import FileError
+from cirlib.util.tensor_io import read_tensors, save_tensors
 
 
 def build_clip(model_cfg: dict) -> CLIP:

@@ -33,12 +33,12 @@ from typing import Any, NamedTuple
 import open_clip
 import torch
 
-from ..errors import ConfigError, FileError
-from .checkpoints import OPENAI_ARCHITECTURES, hub_weights, load_weights, plain_clip, read_state_dict
-from .clip_model import build_clip, build_tokenizer, load_model_dir, uses_quick_gelu
-from .device import resolve_device, resolve_precision
-from .tensor_io import tensors_digest
-from .transforms import CLIP_MEAN, CLIP_STD, PreprocessConfig
+from cirlib.encoders.checkpoints import OPENAI_ARCHITECTURES, hub_weights, load_weights, plain_clip, read_state_dict
+from cirlib.encoders.clip_model import build_clip, build_tokenizer, load_model_dir, uses_quick_gelu
+from cirlib.encoders.transforms import CLIP_MEAN, CLIP_STD, PreprocessConfig
+from cirlib.util.device import resolve_device, resolve_precision
+from cirlib.util.errors import ConfigError, FileError
+from cirlib.util.tensor_io import tensors_digest
 
 BUNDLED = {"synthclip": "models/synthclip"}
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")

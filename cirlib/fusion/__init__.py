@@ -6,16 +6,13 @@ interface, ``module(image_features, text_features) -> L2-normalised queries``: `
 any of them by name.
 """
 
-from .baselines import ZERO_SHOT_BASELINES, image_only, sum_fusion, text_only
-from .bilinear import BilinearCombiner, BilinearPooling
-from .combiner import Combiner
-from .moe import MoECombiner, Routing, load_balancing_loss
-from .registry import FUSIONS, build_fusion, fuse, option_types, parameter_count
-from .sum import SumFusion
-from .weighted import PAPER_ALPHA, PAPER_BETA, VARIANTS, weighted_fusion, weighted_similarity
+from cirlib.fusion.baselines import ZERO_SHOT_BASELINES, image_only, sum_fusion, text_only
+from cirlib.fusion.bilinear import BilinearCombiner, BilinearPooling
+from cirlib.fusion.combiner import Combiner
+from cirlib.fusion.moe import MoECombiner, Routing, load_balancing_loss, route, switch_loss
+from cirlib.fusion.registry import FUSIONS, build_fusion, fuse, option_types, parameter_count
+from cirlib.fusion.sum import SumFusion
 
-__all__ = ["FUSIONS", "PAPER_ALPHA", "PAPER_BETA", "VARIANTS", "ZERO_SHOT_BASELINES", "BilinearCombiner",
-           "BilinearPooling", "Combiner", "MoECombiner", "Routing", "SumFusion", "build_fusion", "option_types",
-           "fuse", "image_only",
-           "load_balancing_loss", "parameter_count", "sum_fusion", "text_only", "weighted_fusion",
-           "weighted_similarity"]
+__all__ = ["FUSIONS", "ZERO_SHOT_BASELINES", "BilinearCombiner", "BilinearPooling", "Combiner", "MoECombiner",
+           "Routing", "SumFusion", "build_fusion", "fuse", "image_only", "load_balancing_loss", "option_types",
+           "parameter_count", "route", "sum_fusion", "switch_loss", "text_only"]

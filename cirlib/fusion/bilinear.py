@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .combiner import Combiner
+from cirlib.fusion.combiner import Combiner
 
 
 class BilinearPooling(nn.Module):

@@ -25,7 +25,7 @@ loss of Shazeer et al., 2017, or the Switch Transformer's loss; :data:`BALANCE_L
 ``z_loss_weight`` (ST-MoE's router z-loss), summed into ``Routing.aux_loss`` for the training loop to
 add. ``forward(..., return_routing=True)`` always returns the routing statistics (logits, weights,
 gate) for analysis, and ``disabled_experts`` switches experts off. The study of these options is
-:mod:`cirlib.moe_study`. Expert-choice routing (experts pick their queries) is not offered: a query's
+:mod:`cirlib.experiments.moe_study`. Expert-choice routing (experts pick their queries) is not offered: a query's
 experts would depend on which other queries share its batch, so its retrieval result would change with
 the evaluation's chunking.
 """
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .combiner import projection, residual_mix
+from cirlib.fusion.combiner import projection, residual_mix
 
 ROUTINGS = ("topk", "soft")
 

@@ -12,10 +12,10 @@ import typing
 import torch
 from torch import nn
 
-from .bilinear import BilinearCombiner
-from .combiner import Combiner
-from .moe import MoECombiner
-from .sum import SumFusion
+from cirlib.fusion.bilinear import BilinearCombiner
+from cirlib.fusion.combiner import Combiner
+from cirlib.fusion.moe import MoECombiner
+from cirlib.fusion.sum import SumFusion
 
 FUSIONS: dict[str, type[nn.Module]] = {"sum": SumFusion, "combiner": Combiner, "bilinear": BilinearCombiner,
                                        "moe": MoECombiner}

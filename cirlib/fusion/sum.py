@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .baselines import sum_fusion
+from cirlib.fusion.baselines import sum_fusion
 
 
 class SumFusion(nn.Module):

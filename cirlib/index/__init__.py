@@ -6,11 +6,11 @@
     index.save("gallery.safetensors");  load_index("gallery.safetensors", model=encoder.identity)
 """
 
-from .base import Index, IndexMismatchError
-from .exact import ExactIndex
-from .factory import EXACT, build_index, load_index
-from .faiss_index import FaissIndex
-from .topk import block_topk, topk_first
+from cirlib.index.base import Index, IndexMismatchError
+from cirlib.index.exact import ExactIndex
+from cirlib.index.factory import EXACT, build_index, load_index
+from cirlib.index.faiss_index import FaissIndex
+from cirlib.index.topk import block_topk, topk_first
 
 __all__ = ["EXACT", "ExactIndex", "FaissIndex", "Index", "IndexMismatchError", "block_topk", "build_index",
            "load_index", "topk_first"]

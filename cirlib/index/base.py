@@ -12,7 +12,7 @@ query, ids that must not be returned (CIRR drops the reference image): one id, a
 or None. Every backend searches k + (most exclusions of any query) and filters, which is exact
 for an exact backend. A saved index records its dimension, metric and the identity of the model
 whose features it holds; loading it for another model or dimension raises ``IndexMismatchError``.
-A saved index that is unreadable, damaged or not an index raises ``cirlib.errors.FileError`` naming the file.
+A saved index that is unreadable, damaged or not an index raises ``cirlib.util.errors.FileError`` naming the file.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import FileError
+from cirlib.util.errors import FileError
 
 FORMAT = "cirlib-index-1"
 METRICS = ("ip", "cosine")

@@ -44,11 +44,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..encoders.device import exact_float32, resolve_device
-from ..encoders.tensor_io import read_metadata, read_tensors, save_tensors
-from ..errors import FileError
-from .base import Index, check_fit, check_metadata, id_problem, nonfinite_rows
-from .topk import BLOCK, block_topk, merge_topk
+from cirlib.index.base import Index, check_fit, check_metadata, id_problem, nonfinite_rows
+from cirlib.index.topk import BLOCK, block_topk, merge_topk
+from cirlib.util.device import exact_float32, resolve_device
+from cirlib.util.errors import FileError
+from cirlib.util.tensor_io import read_metadata, read_tensors, save_tensors
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # Default queries per batch and bytes per (query_batch, chunk_size) score block, by device type.
@@ -78,7 +78,7 @@ def _torch_top_k(queries: torch.Tensor, chunk: torch.Tensor, k: int) -> tuple[to
 def fused_problem(device: torch.device, dtype: torch.dtype) -> str:
     """Why the fused kernel cannot search ``dtype`` features on ``device`` here ("" when it can)."""
     try:
-        from .fused import unsupported
+        from cirlib.index.fused import unsupported
     except ImportError as error:
         return f"triton does not import ({error})"
     return unsupported(device, dtype)
@@ -94,7 +94,7 @@ def _fused_top_k(fused: bool | None, device: torch.device, dtype: torch.dtype) -
         raise ValueError(f"fused=True cannot run here: {problem}. Fix: pass fused=None (automatic) or fused=False")
     if problem:
         return None
-    from .fused import fused_topk
+    from cirlib.index.fused import fused_topk
     return fused_topk
 
 

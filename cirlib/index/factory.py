@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .base import Index
-from .exact import ExactIndex
-from .faiss_index import FaissIndex, sidecar_path
+from cirlib.index.base import Index
+from cirlib.index.exact import ExactIndex
+from cirlib.index.faiss_index import FaissIndex, sidecar_path
 
 EXACT = "exact"
 

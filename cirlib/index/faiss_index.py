@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_path, write_json
-from ..errors import FileError
-from .base import Index, check_fit, check_metadata
+from cirlib.index.base import Index, check_fit, check_metadata
+from cirlib.util.atomic import atomic_path, write_json
+from cirlib.util.errors import FileError
 
 DEFAULT_NPROBE = 16
 DEFAULT_EF_SEARCH = 128

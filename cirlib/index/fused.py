@@ -47,7 +47,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .topk import BLOCK, order_keys
+from cirlib.index.topk import BLOCK, order_keys
 
 DTYPES = (torch.float16, torch.bfloat16)
 _NO_KEY = torch.iinfo(torch.int64).min  # sorts below every order_keys key: marks unused candidate slots

@@ -19,9 +19,21 @@ import re
 
 import numpy as np
 
-from ..data.synth.vocab import (BACKGROUNDS, CATEGORY_WORDS, CELL_WORDS, COLOURS, GRAPHIC_WORDS, LENGTH_WORDS,
-                                NECKLINE_WORDS, OBJECT_COLOURS, PATTERN_WORDS, SHAPE_PLURALS, SHAPES, SIZES,
-                                SLEEVE_WORDS)
+from cirlib.data.synth.vocab import (
+    BACKGROUNDS,
+    CATEGORY_WORDS,
+    CELL_WORDS,
+    COLOURS,
+    GRAPHIC_WORDS,
+    LENGTH_WORDS,
+    NECKLINE_WORDS,
+    OBJECT_COLOURS,
+    PATTERN_WORDS,
+    SHAPE_PLURALS,
+    SHAPES,
+    SIZES,
+    SLEEVE_WORDS,
+)
 
 GARMENT_CONCEPTS = tuple(dict.fromkeys(w for words in CATEGORY_WORDS.values() for w in words))
 SHAPE_CONCEPTS = tuple(dict.fromkeys(w for words in SHAPES.values() for w in words))

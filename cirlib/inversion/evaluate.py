@@ -2,8 +2,8 @@
 
 A query is the text feature of "a photo of $ that <modification>" with the reference image's
 pseudo-word in the placeholder. :func:`inversion_method` binds that to one split's query texts
-and returns a ``cirlib.evaluation.Method``; :func:`evaluate_inversion` composes the queries of
-every val split once and scores them through ``cirlib.evaluation.evaluate_methods`` (the composed
+and returns a ``cirlib.evaluation.evaluate.Method``; :func:`evaluate_inversion` composes the queries of
+every val split once and scores them through ``cirlib.evaluation.evaluate.evaluate_methods`` (the composed
 query *is* a text feature, so it is scored as the text-only method on the composed features),
 giving results in the same format as the baselines and fusion models.
 
@@ -26,16 +26,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..data import fashioniq_query_texts_both_orders
-from ..encoders.features import SplitFeatures
-from ..encoders.loading import Encoder
-from ..errors import ConfigError
-from ..evaluation import Method, evaluate_methods
-from ..fusion import text_only
-from .inject import PromptEncoder
-from .loop import load_phi
-from .mapping import Phi
-from .searle import ConceptBank, SearleConfig, oti
+from cirlib.data import fashioniq_query_texts_both_orders
+from cirlib.encoders.loading import Encoder
+from cirlib.evaluation.evaluate import Method, evaluate_methods
+from cirlib.features.splits import SplitFeatures
+from cirlib.fusion import text_only
+from cirlib.inversion.inject import PromptEncoder
+from cirlib.inversion.loop import load_phi
+from cirlib.inversion.mapping import Phi
+from cirlib.inversion.searle import ConceptBank, SearleConfig, oti
+from cirlib.util.errors import ConfigError
 
 Inverter = Callable[[torch.Tensor], torch.Tensor]  # (N, D) image features -> (N, width) pseudo-words
 FASHIONIQ_ORDERS = ("single", "both")
@@ -117,7 +117,7 @@ def evaluate_inversion(features, prompts: PromptEncoder, inverters: Mapping[str,
                        template: str = "a photo of $ that {}",
                        fashioniq_orders: str = "single") -> tuple[dict[str, dict[str, dict]], dict[str, float]]:
     """({dataset: {method: metrics}}, {method: seconds to build the queries}) on the features from
-    ``cirlib.evaluation.benchmark_features``, for each named inverter; ``fashioniq_orders``: "single"
+    ``cirlib.evaluation.evaluate.benchmark_features``, for each named inverter; ``fashioniq_orders``: "single"
     (CLIP4Cir's query text) or "both" (SEARLE's protocol; module docstring)."""
     fiq, cirr, circo = features
     results: dict[str, dict[str, dict]] = {"fashioniq": {}, "cirr": {}, "circo": {}}

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..config import setting
-from .concepts import mask_keywords
-from .loop import InversionConfig, fit, inversion_job, make_phi, prepare
+from cirlib.inversion.concepts import mask_keywords
+from cirlib.inversion.loop import InversionConfig, fit, inversion_job, make_phi, prepare
+from cirlib.util.config import setting
 
 METHOD = "lincir"
 

@@ -22,18 +22,18 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..atomic import write_json
-from ..config import DEVICE, PRECISIONS, setting, validate
-from ..encoders.device import compute_precision
-from ..encoders.loading import Encoder, config_encoder, describe
-from ..encoders.transforms import PREPROCESS_KINDS
-from ..errors import ConfigError, FileError
-from ..train.checkpoint import load_checkpoint, read_record, save_checkpoint
-from ..train.pretrain import batch_indices
-from ..train.run_folder import RunLayout, open_run
-from .inject import PromptEncoder
-from .mapping import ACTIVATIONS, Phi, PhiConfig, build_phi, phi_record
-from .stream import StreamFeatures, stream_features
+from cirlib.encoders.loading import Encoder, config_encoder, describe
+from cirlib.encoders.transforms import PREPROCESS_KINDS
+from cirlib.inversion.inject import PromptEncoder
+from cirlib.inversion.mapping import ACTIVATIONS, Phi, PhiConfig, build_phi, phi_record
+from cirlib.inversion.stream import StreamFeatures, stream_features
+from cirlib.train.checkpoint import load_checkpoint, read_record, save_checkpoint
+from cirlib.train.pretrain import batch_indices
+from cirlib.train.run_folder import RunLayout, open_run
+from cirlib.util.atomic import write_json
+from cirlib.util.config import DEVICE, PRECISIONS, setting, validate
+from cirlib.util.device import compute_precision
+from cirlib.util.errors import ConfigError, FileError
 
 CHECKPOINT = "checkpoint.safetensors"
 INVERSION_FILES = ("config.json", CHECKPOINT, "log.json")  # what every inversion job writes in its run folder

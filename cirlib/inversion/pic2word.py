@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from ..config import setting
-from .loop import InversionConfig, contrastive_loss, fit, inversion_job, make_phi, prepare
+from cirlib.inversion.loop import InversionConfig, contrastive_loss, fit, inversion_job, make_phi, prepare
+from cirlib.util.config import setting
 
 METHOD = "pic2word"
 

@@ -30,12 +30,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..config import setting
-from ..encoders.device import compute_precision
-from ..encoders.tensor_io import read_cache, save_tensors
-from .concepts import CONCEPTS, concept_phrases
-from .inject import PromptEncoder
-from .loop import InversionConfig, contrastive_loss, fit, inversion_job, make_phi, prepare, step_seed
+from cirlib.inversion.concepts import CONCEPTS, concept_phrases
+from cirlib.inversion.inject import PromptEncoder
+from cirlib.inversion.loop import InversionConfig, contrastive_loss, fit, inversion_job, make_phi, prepare, step_seed
+from cirlib.util.config import setting
+from cirlib.util.device import compute_precision
+from cirlib.util.tensor_io import read_cache, save_tensors
 
 METHOD = "searle"
 OTI_TOKENS = "oti_tokens.safetensors"

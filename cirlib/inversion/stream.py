@@ -16,14 +16,14 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..config import json_sha256
-from ..data.synth.build import GENERATOR_VERSION
-from ..encoders.device import compute_precision
-from ..encoders.extract import encode_texts
-from ..encoders.loading import Encoder
-from ..encoders.tensor_io import read_cache, save_tensors
-from ..encoders.transforms import uint8_to_input
-from ..train.pretrain import render_pairs
+from cirlib.data.synth.build import GENERATOR_VERSION
+from cirlib.encoders.loading import Encoder
+from cirlib.encoders.transforms import uint8_to_input
+from cirlib.features.extract import encode_texts
+from cirlib.train.pretrain import render_pairs
+from cirlib.util.config import json_sha256
+from cirlib.util.device import compute_precision
+from cirlib.util.tensor_io import read_cache, save_tensors
 
 FORMAT = "cirlib-stream-features-2"
 

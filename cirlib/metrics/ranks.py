@@ -1,6 +1,6 @@
 """Each query's 0-based rank of its relevant gallery columns, counted from a score matrix without sorting.
 
-Shared by the fast α/β sweeps (``cirlib.sweep``), which count ranks for every grid cell, and the
+Shared by the fast α/β sweeps (``cirlib.weimocir.sweeps``), which count ranks for every grid cell, and the
 failure analysis (``cirlib.analysis.failures``). The tie rule is ``cirlib.metrics``': equal scores
 rank by lower gallery index, so recall computed from these ranks equals the metrics on ranked lists.
 """

@@ -3,7 +3,7 @@
 The evaluation servers reject a file with a repeated or missing query id, a list of the wrong
 length, or a name listed twice -- and say little about which query was at fault. The writers here
 check all of that first and raise one ``ValueError`` naming the offending ids and the fix; a file
-is only ever replaced whole, and gets the mode the umask gives (``cirlib.atomic.write_json``).
+is only ever replaced whole, and gets the mode the umask gives (``cirlib.util.atomic.write_json``).
 
 Query ids become JSON string keys, written as ``str(int(id))`` whatever integer type they come in (a
 torch or numpy scalar would otherwise give the key ``"tensor(12063)"``); names and ids in the lists are
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cirlib.atomic import write_json
 from cirlib.metrics.ranking import Name, _as_name_list, _duplicates, _listing, _same_length
+from cirlib.util.atomic import write_json
 
 CIRR_TOP_K = 50
 CIRR_SUBSET_TOP_K = 3

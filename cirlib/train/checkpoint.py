@@ -4,9 +4,9 @@ The optimizer's tensors are stored flat (``optimizer.state.<param>.<name>``) and
 groups as JSON in the file's metadata, so a checkpoint can be read without executing anything.
 Files are written atomically: an interrupted save leaves the previous checkpoint intact.
 
-Every read is checked against the checksums ``save_tensors`` stores (:mod:`cirlib.encoders.tensor_io`: one over
+Every read is checked against the checksums ``save_tensors`` stores (:mod:`cirlib.util.tensor_io`: one over
 the tensors, one over the metadata, i.e. the record and the param groups), so a truncated file, a flipped bit
-or a file that cirlib did not write is a one-line :class:`~cirlib.errors.FileError` naming the file, never
+or a file that cirlib did not write is a one-line :class:`~cirlib.util.errors.FileError` naming the file, never
 wrong weights or a traceback. :func:`read_record` reads the header alone: it checks the metadata, not the
 tensors. Checkpoints of older cirlib versions have no checksums and are read unchecked.
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from ..encoders.tensor_io import read_metadata, read_tensors, save_tensors
-from ..errors import FileError
+from cirlib.util.errors import FileError
+from cirlib.util.tensor_io import read_metadata, read_tensors, save_tensors
 
 MODEL_PREFIX = "model."
 STATE_PREFIX = "optimizer.state."

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..atomic import save_figure, write_bytes, write_text  # noqa: E402
+from cirlib.util.atomic import save_figure, write_bytes, write_text
 
 
 def loss_curve(log: list[dict], path: Path) -> None:

@@ -21,17 +21,17 @@ import torch
 from open_clip.loss import ClipLoss
 from tqdm.auto import tqdm
 
-from ..atomic import write_json
-from ..config import DEVICE, PRECISIONS, setting, validate
-from ..data.synth.pretrain import pretraining_pair
-from ..encoders.clip_model import build_clip, build_tokenizer, export_model_dir
-from ..encoders.device import compute_precision, exact_float32, resolve_device
-from ..encoders.transforms import PREPROCESS_KINDS, PreprocessConfig, geometry, uint8_to_input
-from ..errors import ConfigError
-from ..workers import process_pool
-from .checkpoint import load_checkpoint, save_checkpoint
-from .run_folder import RunLayout, open_run
-from .schedule import cosine_lr
+from cirlib.data.synth.pretrain import pretraining_pair
+from cirlib.encoders.clip_model import build_clip, build_tokenizer, export_model_dir
+from cirlib.encoders.transforms import PREPROCESS_KINDS, PreprocessConfig, geometry, uint8_to_input
+from cirlib.train.checkpoint import load_checkpoint, save_checkpoint
+from cirlib.train.run_folder import RunLayout, open_run
+from cirlib.train.schedule import cosine_lr
+from cirlib.util.atomic import write_json
+from cirlib.util.config import DEVICE, PRECISIONS, setting, validate
+from cirlib.util.device import compute_precision, exact_float32, resolve_device
+from cirlib.util.errors import ConfigError
+from cirlib.util.workers import process_pool
 
 SYNTHCLIP_ARCH = {
     "embed_dim": 256,

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..config import setting, validate
-from ..errors import ConfigError
-from ..fusion import sum_fusion
-from .triplets import TripletFeatures
+from cirlib.fusion import sum_fusion
+from cirlib.train.triplets import TripletFeatures
+from cirlib.util.config import setting, validate
+from cirlib.util.errors import ConfigError
 
 
 @dataclass

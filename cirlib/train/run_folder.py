@@ -3,8 +3,8 @@
 Every trainer (``train_fusion`` / ``run_fusion_job``, ``pretrain``, the inversion jobs) names the files it
 writes in a :class:`RunLayout` and holds its folder with :func:`open_run` for the whole job:
 
-* the folder is locked (:func:`cirlib.locks.folder_lock`, no waiting), so a second job into it stops at once
-  with a one-line :class:`~cirlib.errors.BusyError` instead of mixing its files with the first one's. Under
+* the folder is locked (:func:`cirlib.util.locks.folder_lock`, no waiting), so a second job into it stops at once
+  with a one-line :class:`~cirlib.util.errors.BusyError` instead of mixing its files with the first one's. Under
   torchrun only the main process locks and checks the folder: it alone writes there;
 * a folder that holds a run is refused, with what it holds ("a finished run, epoch 10 of 10", "an unfinished
   run at step 400 of 2000") and the fix, unless the job resumes it (``resume=True``: an unfinished run
@@ -26,10 +26,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import remove_written, temporary_target
-from ..errors import CirlibError, FileError
-from ..locks import LOCK_NAME, folder_lock
-from .checkpoint import read_checkpoint, read_record
+from cirlib.train.checkpoint import read_checkpoint, read_record
+from cirlib.util.atomic import remove_written, temporary_target
+from cirlib.util.errors import CirlibError, FileError
+from cirlib.util.locks import LOCK_NAME, folder_lock
 
 IGNORED_FIELDS = frozenset({"out", "device", "cache", "workers"})
 """Config fields a resumed run may change, because they say where and how a run is computed, not what:

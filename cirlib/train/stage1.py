@@ -37,26 +37,35 @@ from torch.utils.checkpoint import checkpoint_sequential
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..config import DEVICE, PRECISIONS, setting, validate
-from ..data import CIRR, FashionIQ
-from ..encoders.device import compute_precision
-from ..encoders.extract import ImageFiles, Unreadable, collate_images, default_workers
-from ..encoders.features import reader_missing
-from ..encoders.loading import Encoder
-from ..encoders.transforms import PREPROCESS_KINDS, build_preprocess
-from ..errors import ConfigError
-from .checkpoint import load_checkpoint
-from .loss import batch_classification_loss
-from .pretrain import parameter_groups
-from .run_folder import RunLayout, open_run
-from .schedule import LR_SCHEDULES
-from .stage2 import (BEST, DATASETS, LAST, EpochLog, check_categories, epoch_plan, local_path, reseed,
-                     selection_name)
-from .triplets import fashioniq_training_texts
+from cirlib.data import CIRR, FashionIQ
+from cirlib.encoders.loading import Encoder
+from cirlib.encoders.transforms import PREPROCESS_KINDS, build_preprocess
+from cirlib.features.extract import ImageFiles, Unreadable, collate_images, default_workers
+from cirlib.features.splits import reader_missing
+from cirlib.train.checkpoint import load_checkpoint
+from cirlib.train.loss import batch_classification_loss
+from cirlib.train.pretrain import parameter_groups
+from cirlib.train.run_folder import RunLayout, open_run
+from cirlib.train.schedule import LR_SCHEDULES
+from cirlib.train.stage2 import (
+    BEST,
+    DATASETS,
+    LAST,
+    EpochLog,
+    check_categories,
+    epoch_plan,
+    local_path,
+    reseed,
+    selection_name,
+)
+from cirlib.train.triplets import fashioniq_training_texts
+from cirlib.util.config import DEVICE, PRECISIONS, setting, validate
+from cirlib.util.device import compute_precision
+from cirlib.util.errors import ConfigError
 
 EncoderValidate = Callable[[Encoder], dict[str, float]]
 STAGE1_RUN = RunLayout("stage-1 fine-tuning", LAST, "epoch", (LAST, BEST, "log.json", "log.csv", "results.json"))
-"""What a stage-1 job writes in its run folder (``results.json``: :func:`cirlib.experiments.run_stage1_job`)."""
+"""What a stage-1 job writes in its run folder (``results.json``: :func:`cirlib.experiments.jobs.run_stage1_job`)."""
 
 
 @dataclass

@@ -37,35 +37,35 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from ..atomic import write_json, write_text
-from ..config import DEVICE, PRECISIONS, check_mapping, nested, setting, validate
-from ..data.fashioniq import FashionIQ
-from ..encoders.device import compute_precision
-from ..encoders.loading import BUNDLED
-from ..encoders.transforms import PREPROCESS_KINDS
-from ..encoders.distributed import DistContext, gather_rows, init_distributed, mean_over_processes
-from ..errors import ConfigError
-from ..fusion import FUSIONS, build_fusion, fuse, option_types, parameter_count
-from .checkpoint import load_checkpoint, read_record, save_checkpoint
-from .loss import batch_classification_loss
-from .pseudo_triplets import PseudoTripletConfig
-from .pretrain import parameter_groups
-from .run_folder import RunLayout, open_run
-from .schedule import LR_SCHEDULES
-from .triplets import TripletFeatures
+from cirlib.data.fashioniq import FashionIQ
+from cirlib.encoders.loading import BUNDLED
+from cirlib.encoders.transforms import PREPROCESS_KINDS
+from cirlib.fusion import FUSIONS, build_fusion, fuse, option_types, parameter_count
+from cirlib.train.checkpoint import load_checkpoint, read_record, save_checkpoint
+from cirlib.train.loss import batch_classification_loss
+from cirlib.train.pretrain import parameter_groups
+from cirlib.train.pseudo_triplets import PseudoTripletConfig
+from cirlib.train.run_folder import RunLayout, open_run
+from cirlib.train.schedule import LR_SCHEDULES
+from cirlib.train.triplets import TripletFeatures
+from cirlib.util.atomic import write_json, write_text
+from cirlib.util.config import DEVICE, PRECISIONS, check_mapping, nested, setting, validate
+from cirlib.util.device import compute_precision
+from cirlib.util.distributed import DistContext, gather_rows, init_distributed, mean_over_processes
+from cirlib.util.errors import ConfigError
 
 Validate = Callable[[nn.Module], dict[str, float]]
 LAST, BEST = "last.safetensors", "best.safetensors"
 DATASETS = ("fashioniq", "cirr")  # the readers and metrics a fusion job can train and validate with
 FUSION_RUN = RunLayout("fusion training", LAST, "epoch", (LAST, BEST, "log.json", "log.csv", "results.json"))
-"""What a fusion job writes in its run folder (``results.json``: :func:`cirlib.experiments.run_fusion_job`)."""
+"""What a fusion job writes in its run folder (``results.json``: :func:`cirlib.experiments.jobs.run_fusion_job`)."""
 
 
 @dataclass
 class FusionTrainConfig:
     """One fusion-training job (``cirlib train --config``): data, encoder, model, optimisation, output.
 
-    Every field is validated when the config is built (:func:`cirlib.config.validate`): the fusion options by the
+    Every field is validated when the config is built (:func:`cirlib.util.config.validate`): the fusion options by the
     types of the module's constructor, the pseudo-triplet settings as a :class:`PseudoTripletConfig`. Local paths
     are then made absolute (:meth:`absolute_paths`; the module docstring says why).
     """

@@ -5,7 +5,7 @@ FashionIQ's training text is drawn per sample and epoch among the four forms CLI
 so a batch only indexes tensors. CIRR has one caption per triplet.
 
 ``on_missing="skip"`` trains on the triplets whose images are all on disk and records the absent ones in
-``TripletFeatures.missing`` (see :mod:`cirlib.encoders.features` for what skipping means for comparability).
+``TripletFeatures.missing`` (see :mod:`cirlib.features.splits` for what skipping means for comparability).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from ..data import CIRR, FashionIQ, fashioniq_query_text
-from ..encoders import FeatureCache
-from ..encoders.features import reader_missing
-from ..encoders.loading import Encoder
+from cirlib.data import CIRR, FashionIQ, fashioniq_query_text
+from cirlib.encoders.loading import Encoder
+from cirlib.features import FeatureCache
+from cirlib.features.splits import reader_missing
 
 
 @dataclass

@@ -18,9 +18,9 @@
 # course notebooks are (docs/teaching.md). Its checks come from `fixture_exercises.py` beside it.
 
 # %% nbgrader={"grade": false, "grade_id": "setup_fixture", "locked": true, "schema_version": 3, "solution": false, "task": false}
+import fixture_exercises  # noqa: F401  (registers top1_index and l2_normalise)
 import torch
 
-import fixture_exercises  # noqa: F401  (registers top1_index and l2_normalise)
 from cirlib.assignment import check
 
 # %% [markdown]

@@ -8,9 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from cirlib.assignment.checks import (SEED_VARIABLE, Case, CheckFailed, Exercise, check, deterministic, register,
-                                      same, variant_seed)
-from cirlib.errors import ConfigError
+from cirlib.assignment.checks import (
+    SEED_VARIABLE,
+    Case,
+    CheckFailed,
+    Exercise,
+    check,
+    deterministic,
+    register,
+    same,
+    variant_seed,
+)
+from cirlib.util.errors import ConfigError
 
 
 @pytest.mark.parametrize("got, expected", [

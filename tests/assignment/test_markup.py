@@ -8,9 +8,18 @@ import nbformat
 import pytest
 
 from cirlib.assignment.checks import check
-from cirlib.assignment.markup import (CODE_STUB, about, answer_cells, graded_cells, read_notebook, solution_functions,
-                                      source_sha256, student_version, validate)
-from cirlib.errors import FileError
+from cirlib.assignment.markup import (
+    CODE_STUB,
+    about,
+    answer_cells,
+    graded_cells,
+    read_notebook,
+    solution_functions,
+    source_sha256,
+    student_version,
+    validate,
+)
+from cirlib.util.errors import FileError
 from tests.assignment.sample_class import HERE, INSTRUCTOR, L2, TOP1, answered, broken_cells, cell
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from cirlib.assignment.markup import read_notebook, source_sha256
 from cirlib.assignment.release import default_notebooks, release
-from cirlib.errors import CirlibError, FileError
+from cirlib.util.errors import CirlibError, FileError
 from tests.assignment.sample_class import INSTRUCTOR, NAME
 
 

@@ -20,9 +20,10 @@ from open_clip.transformer import QuickGELU
 from safetensors.torch import load_file, save_file
 
 from cirlib.cli import main
-from cirlib.encoders import FeatureCache, describe, load_encoder
+from cirlib.encoders import describe, load_encoder
 from cirlib.encoders.clip_model import export_model_dir
-from cirlib.errors import FileError
+from cirlib.features import FeatureCache
+from cirlib.util.errors import FileError
 from tests.helpers import TINY_CLIP, tiny_model_dir
 
 BLOCKS = {"RN50": 12, "ViT-B-32": 24}  # transformer blocks (text; ViT: text + vision), each with one activation

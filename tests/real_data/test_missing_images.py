@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from cirlib import experiments
 from cirlib.cli import main
 from cirlib.data import DatasetError
-from cirlib.encoders import FeatureCache, fashioniq_features, load_encoder
-from cirlib.encoders import cache as cache_module
+from cirlib.encoders import load_encoder
+from cirlib.experiments import jobs as experiments
+from cirlib.features import FeatureCache, fashioniq_features
+from cirlib.features import cache as cache_module
 from cirlib.train.stage2 import FusionTrainConfig
 from cirlib.train.triplets import cirr_triplets, fashioniq_triplets
 from tests.helpers import tiny_model_dir

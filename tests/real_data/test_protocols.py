@@ -12,16 +12,17 @@ import pytest
 import torch
 
 from cirlib.cli import main
-from cirlib.encoders import FeatureCache, circo_features, cirr_features, load_encoder
-from cirlib.encoders.features import SplitFeatures
-from cirlib.errors import CirlibError
-from cirlib.evaluation import evaluate_circo, evaluate_cirr, metric_names
-from cirlib.experiments import load_job_config
+from cirlib.encoders import load_encoder
+from cirlib.evaluation.evaluate import evaluate_circo, evaluate_cirr, metric_names
+from cirlib.experiments.jobs import load_job_config
+from cirlib.features import FeatureCache, circo_features, cirr_features
+from cirlib.features.splits import SplitFeatures
 from cirlib.fusion import text_only
 from cirlib.metrics.recall import cirr_means
 from cirlib.train.checkpoint import read_record
 from cirlib.train.schedule import constant_lr
 from cirlib.train.stage2 import train_fusion
+from cirlib.util.errors import CirlibError
 from tests.helpers import tiny_model_dir
 from tests.test_metrics import CIRR_GALLERY, CIRR_MEMBERS, CIRR_REFERENCES, CIRR_SIMILARITY, CIRR_TARGETS
 from tests.test_readers import circo_root, cirr_root  # noqa: F401  (fixtures: tiny official layouts)

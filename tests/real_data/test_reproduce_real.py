@@ -16,19 +16,26 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from cirlib import reproduce as reproduce_module
 from cirlib.cli import main
 from cirlib.data import MissingImagesWarning
-from cirlib.encoders import FeatureCache, circo_features, cirr_features, load_encoder
-from cirlib.errors import CirlibError
-from cirlib.evaluation import evaluate_cirr
-from cirlib.experiments import fusion_method
+from cirlib.encoders import load_encoder
+from cirlib.evaluation.evaluate import evaluate_cirr
+from cirlib.experiments import reproduce as reproduce_module
+from cirlib.experiments.jobs import fusion_method
+from cirlib.experiments.paper_numbers import paper_result
+from cirlib.experiments.reproduce import (
+    MissingDatasetError,
+    ReproduceConfig,
+    format_comparison,
+    reproduce,
+    resolve_settings,
+)
+from cirlib.features import FeatureCache, circo_features, cirr_features
 from cirlib.fusion import build_fusion, sum_fusion
 from cirlib.metrics import cirr_rankings, rank_gallery, write_circo_submission, write_cirr_submission
-from cirlib.paper_numbers import paper_result
-from cirlib.reproduce import MissingDatasetError, ReproduceConfig, format_comparison, reproduce, resolve_settings
 from cirlib.train.checkpoint import save_checkpoint
 from cirlib.train.stage2 import FusionTrainConfig, load_trained_fusion
+from cirlib.util.errors import CirlibError
 from tests.helpers import tiny_model_dir
 from tests.test_readers import circo_root, cirr_root, edit_json, write  # noqa: F401  (fixtures)
 

@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cirlib.apps.demo import DemoConfig
 from cirlib.cli import main
-from cirlib.config import _kinds, _rule, load_config
-from cirlib.demo import DemoConfig
-from cirlib.errors import ConfigError, FileError
-from cirlib.experiments import load_job_config
+from cirlib.experiments.jobs import load_job_config
+from cirlib.experiments.reproduce import ReproduceConfig
 from cirlib.inversion import LinCIRConfig, Pic2WordConfig, SearleConfig
-from cirlib.reproduce import ReproduceConfig
 from cirlib.train.pretrain import PretrainConfig
 from cirlib.train.pseudo_triplets import PseudoTripletConfig
 from cirlib.train.stage1 import Stage1Config
 from cirlib.train.stage2 import FusionTrainConfig
+from cirlib.util.config import _kinds, _rule, load_config
+from cirlib.util.errors import ConfigError, FileError
 
 JOB_CONFIGS = (FusionTrainConfig, PretrainConfig, Pic2WordConfig, SearleConfig, LinCIRConfig)
 ALL_CONFIGS = JOB_CONFIGS + (DemoConfig, ReproduceConfig, PseudoTripletConfig)

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from cirlib.encoders import load_encoder
-from cirlib.encoders.tensor_io import CHECKSUM, read_cache, read_metadata, read_tensors, save_tensors
-from cirlib.errors import FileError
 from cirlib.inversion.stream import stream_features
+from cirlib.util.errors import FileError
+from cirlib.util.tensor_io import CHECKSUM, read_cache, read_metadata, read_tensors, save_tensors
 from tests.helpers import tiny_model_dir
 
 

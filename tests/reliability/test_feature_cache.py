@@ -19,11 +19,12 @@ import pytest
 import torch
 from PIL import Image
 
-import cirlib.encoders.cache as cache_module
 import cirlib.encoders.loading as loading_module
-from cirlib.encoders import FeatureCache, encode_images, encode_texts, load_encoder
-from cirlib.encoders.tensor_io import read_metadata, save_tensors
-from cirlib.errors import FileError
+import cirlib.features.cache as cache_module
+from cirlib.encoders import load_encoder
+from cirlib.features import FeatureCache, encode_images, encode_texts
+from cirlib.util.errors import FileError
+from cirlib.util.tensor_io import read_metadata, save_tensors
 from tests.helpers import tiny_model_dir
 from tests.test_encoders import counting
 
@@ -268,7 +269,7 @@ def test_f_a_missing_image_raises_a_file_error_naming_it(tmp_path, encoder, imag
 CHILD = """
 import sys, time
 from pathlib import Path
-import cirlib.encoders.cache as cache_module
+import cirlib.features.cache as cache_module
 from cirlib.encoders import FeatureCache, load_encoder
 
 model, folder, *paths = sys.argv[1:]

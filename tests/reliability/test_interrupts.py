@@ -12,7 +12,7 @@ import time
 import pytest
 
 from cirlib import cli
-from cirlib.workers import process_pool
+from cirlib.util.workers import process_pool
 
 
 def _interrupt_handler(_: int) -> bool:

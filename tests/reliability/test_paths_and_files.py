@@ -24,11 +24,10 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from cirlib.data import CIRCO, CIRR, DatasetError, FashionIQ
-from cirlib.encoders.tensor_io import CHECKSUM
-from cirlib.errors import FileError
 from cirlib.metrics import write_circo_submission, write_cirr_submission
-from tests.test_readers import assert_error, edit_json
-from tests.test_readers import circo_root, cirr_root, fiq_root  # noqa: F401  (fixtures)
+from cirlib.util.errors import FileError
+from cirlib.util.tensor_io import CHECKSUM
+from tests.test_readers import assert_error, circo_root, cirr_root, edit_json, fiq_root  # noqa: F401  (fixtures)
 
 FAISS_MISSING = importlib.util.find_spec("faiss") is None
 if not FAISS_MISSING:  # cirlib.index imports faiss (a dependency): without it the index tests skip, the rest run

@@ -19,14 +19,14 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from cirlib.errors import BusyError, CirlibError, FileError
 from cirlib.inversion import Pic2WordConfig, train_pic2word
 from cirlib.inversion.loop import CHECKPOINT as INVERSION_CHECKPOINT
 from cirlib.inversion.loop import INVERSION_FILES
-from cirlib.locks import LOCK_NAME
 from cirlib.train.checkpoint import read_record, save_checkpoint
 from cirlib.train.pretrain import PRETRAIN_RUN, PretrainConfig, pretrain
 from cirlib.train.stage2 import BEST, FUSION_RUN, LAST, FusionTrainConfig, load_trained_fusion, train_fusion
+from cirlib.util.errors import BusyError, CirlibError, FileError
+from cirlib.util.locks import LOCK_NAME
 from tests.helpers import TINY_CLIP, tiny_model_dir
 from tests.test_train import toy_task, validation
 
@@ -125,7 +125,7 @@ def one_line(error: BaseException) -> str:
 
 HOLDER = """
 import sys
-from cirlib.locks import folder_lock
+from cirlib.util.locks import folder_lock
 with folder_lock(sys.argv[1], "the training run", wait=False):
     print("held", flush=True)
     sys.stdin.read()
@@ -326,7 +326,7 @@ def test_a_damaged_checkpoint_is_a_one_line_error_naming_it_on_resume(trainers, 
 def test_eval_writes_where_the_command_says_and_a_no_op_job_resume_keeps_results(small_benchmark, tmp_path,
                                                                                  monkeypatch, capsys):
     from cirlib.cli import main
-    from cirlib.experiments import run_fusion_job
+    from cirlib.experiments.jobs import run_fusion_job
 
     model = tiny_model_dir(tmp_path / "clip")[0]
     config = FusionTrainConfig(dataset="cirr", data_root=str(small_benchmark[0] / "synth-cirr"), model=str(model),

@@ -25,8 +25,8 @@ from cirlib.analysis.benchmark import prepare_benchmark
 from cirlib.cli import main
 from cirlib.data.synth.build import GENERATOR_VERSION, build_benchmark
 from cirlib.data.synth.config import SplitSize, SynthConfig
-from cirlib.errors import ConfigError, FileError
-from cirlib.locks import folder_lock
+from cirlib.util.errors import ConfigError, FileError
+from cirlib.util.locks import folder_lock
 
 REPO = Path(__file__).resolve().parents[2]
 LOCK = ".cirlib.lock"
@@ -35,7 +35,7 @@ TINY_SYNTH = """
 import json, sys
 from cirlib.analysis.benchmark import prepare_benchmark
 from cirlib.data.synth.config import SplitSize, SynthConfig
-from cirlib.errors import CirlibError
+from cirlib.util.errors import CirlibError
 fields = json.loads(sys.argv[2])
 fields["fashioniq"] = {split: SplitSize(**size) for split, size in fields["fashioniq"].items()}
 try:

@@ -12,11 +12,12 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from cirlib.atomic import current_umask, save_figure, write_json, write_text
-from cirlib.encoders import FeatureCache, load_encoder
-from cirlib.encoders.tensor_io import save_tensors
-from cirlib.locks import LOCK_NAME, folder_lock
+from cirlib.encoders import load_encoder
+from cirlib.features import FeatureCache
 from cirlib.train.checkpoint import save_checkpoint
+from cirlib.util.atomic import current_umask, save_figure, write_json, write_text
+from cirlib.util.locks import LOCK_NAME, folder_lock
+from cirlib.util.tensor_io import save_tensors
 from tests.helpers import tiny_model_dir
 
 

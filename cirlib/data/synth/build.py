@@ -21,7 +21,7 @@ benchmark complete: the configuration, the counts, the sanity numbers and every 
   with one-line errors, and nothing is deleted. A foreign folder is refused before anything, even the
   lock file, is written into it; a bad ``workers`` is refused before that.
 - Concurrency: everything (ownership, reuse, repair, overwrite) is decided and done under the folder's
-  lock (:func:`cirlib.locks.folder_lock`, queued), so two identical builds both succeed with the same
+  lock (:func:`cirlib.util.locks.folder_lock`, queued), so two identical builds both succeed with the same
   files (the second checks and reuses the first's), and two builds never write one folder at once.
 """
 
@@ -35,16 +35,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...atomic import remove_temporaries, remove_written, temporary_target, write_json
-from ...locks import LOCK_NAME, folder_lock
-from ..errors import DatasetError
-from ..jsonio import preview
-from .card import CARD_FILES, write_datacards
-from .circo import build_circo
-from .cirr import build_cirr
-from .config import SynthConfig
-from .fashioniq import build_fashioniq
-from .render import RenderJob, render_all, resolve_workers
+from cirlib.data.errors import DatasetError
+from cirlib.data.jsonio import preview
+from cirlib.data.synth.card import CARD_FILES, write_datacards
+from cirlib.data.synth.circo import build_circo
+from cirlib.data.synth.cirr import build_cirr
+from cirlib.data.synth.config import SynthConfig
+from cirlib.data.synth.fashioniq import build_fashioniq
+from cirlib.data.synth.render import RenderJob, render_all, resolve_workers
+from cirlib.util.atomic import remove_temporaries, remove_written, temporary_target, write_json
+from cirlib.util.locks import LOCK_NAME, folder_lock
 
 BUILDERS = {"synth-fashioniq": build_fashioniq, "synth-cirr": build_cirr, "synth-circo": build_circo}
 MANIFEST = "manifest.json"

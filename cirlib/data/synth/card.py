@@ -13,9 +13,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ...atomic import write_atomic, write_text
-from .render import encode_image
-from .vocab import BACKGROUNDS, CELL_WORDS, GARMENT_VALUES, OBJECT_COLOURS, SHAPES, SIZES
+from cirlib.data.synth.render import encode_image
+from cirlib.data.synth.vocab import BACKGROUNDS, CELL_WORDS, GARMENT_VALUES, OBJECT_COLOURS, SHAPES, SIZES
+from cirlib.util.atomic import write_atomic, write_text
 
 EXAMPLES = 8
 CARD, EXAMPLES_PICTURE = "datacard.md", "examples.png"

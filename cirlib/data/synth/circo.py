@@ -20,13 +20,21 @@ from typing import Any
 
 import numpy as np
 
-from .config import SynthConfig
-from .garment_text import pick
-from .render import RenderJob, image_rng
-from .scene_edits import Edit, apply_chain, chain_caption, edit_to_json, matches, realisations, sample_edit
-from .scene_text import scene_caption
-from .scenes import Scene, random_scene
-from .vocab import BACKGROUNDS, COLOURS, SHAPES, SIZES
+from cirlib.data.synth.config import SynthConfig
+from cirlib.data.synth.garment_text import pick
+from cirlib.data.synth.render import RenderJob, image_rng
+from cirlib.data.synth.scene_edits import (
+    Edit,
+    apply_chain,
+    chain_caption,
+    edit_to_json,
+    matches,
+    realisations,
+    sample_edit,
+)
+from cirlib.data.synth.scene_text import scene_caption
+from cirlib.data.synth.scenes import Scene, random_scene
+from cirlib.data.synth.vocab import BACKGROUNDS, COLOURS, SHAPES, SIZES
 
 CAPTION_QUALITIES = ("full", "partial", "noisy")
 FREE_EDIT_KINDS = ("add", "move", "count")

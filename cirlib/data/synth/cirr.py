@@ -24,11 +24,19 @@ from typing import Any
 
 import numpy as np
 
-from .config import SynthConfig
-from .render import RenderJob, image_rng
-from .scene_edits import apply_chain, chain_caption, edit_between, edit_to_json, loosen, realisations, sample_edit
-from .scene_text import scene_caption
-from .scenes import Scene, random_scene
+from cirlib.data.synth.config import SynthConfig
+from cirlib.data.synth.render import RenderJob, image_rng
+from cirlib.data.synth.scene_edits import (
+    apply_chain,
+    chain_caption,
+    edit_between,
+    edit_to_json,
+    loosen,
+    realisations,
+    sample_edit,
+)
+from cirlib.data.synth.scene_text import scene_caption
+from cirlib.data.synth.scenes import Scene, random_scene
 
 SET_SIZE = 6
 SPLIT_FOLDERS = {"train": "train", "val": "dev", "test1": "test1"}

@@ -7,7 +7,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .vocab import COLOURS, LIGHT_COLOURS
+from cirlib.data.synth.vocab import COLOURS, LIGHT_COLOURS
 
 Point = tuple[float, float]
 

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from .config import SynthConfig
-from .garment_text import changed_attributes, garment_caption, relative_captions
-from .garments import Garment, garment_codes, garment_from_codes
-from .render import RenderJob, image_rng
-from .vocab import GARMENT_ATTRIBUTES, GARMENT_CATEGORIES, GARMENT_VALUES
+from cirlib.data.synth.config import SynthConfig
+from cirlib.data.synth.garment_text import changed_attributes, garment_caption, relative_captions
+from cirlib.data.synth.garments import Garment, garment_codes, garment_from_codes
+from cirlib.data.synth.render import RenderJob, image_rng
+from cirlib.data.synth.vocab import GARMENT_ATTRIBUTES, GARMENT_CATEGORIES, GARMENT_VALUES
 
 CAPTION_QUALITIES = ("full", "partial", "noisy")
 LINE_SIZE = 48  # garments per product line

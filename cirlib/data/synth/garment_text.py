@@ -9,9 +9,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .garments import Garment
-from .vocab import (CATEGORY_WORDS, COLOURS, GARMENT_ATTRIBUTES, GARMENT_VALUES, GRAPHIC_WORDS, LENGTH_WORDS,
-                    NECKLINE_WORDS, PATTERN_WORDS, SLEEVE_WORDS)
+from cirlib.data.synth.garments import Garment
+from cirlib.data.synth.vocab import (
+    CATEGORY_WORDS,
+    COLOURS,
+    GARMENT_ATTRIBUTES,
+    GARMENT_VALUES,
+    GRAPHIC_WORDS,
+    LENGTH_WORDS,
+    NECKLINE_WORDS,
+    PATTERN_WORDS,
+    SLEEVE_WORDS,
+)
 
 
 def pick(rng: np.random.Generator, options) -> str:

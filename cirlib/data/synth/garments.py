@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .draw import add_noise, colour_rgb, contrast_colour, draw_shape, jitter_colour
-from .vocab import GARMENT_ATTRIBUTES, GARMENT_CATEGORIES, GARMENT_VALUES
+from cirlib.data.synth.draw import add_noise, colour_rgb, contrast_colour, draw_shape, jitter_colour
+from cirlib.data.synth.vocab import GARMENT_ATTRIBUTES, GARMENT_CATEGORIES, GARMENT_VALUES
 
 HEIGHT = 128
 

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import numpy as np
 from PIL import Image
 
-from .garment_text import garment_caption
-from .garments import GARMENT_CATEGORIES, random_garment, render_garment
-from .scene_text import scene_caption
-from .scenes import random_scene, render_scene
+from cirlib.data.synth.garment_text import garment_caption
+from cirlib.data.synth.garments import GARMENT_CATEGORIES, random_garment, render_garment
+from cirlib.data.synth.scene_text import scene_caption
+from cirlib.data.synth.scenes import random_scene, render_scene
 
 STREAM_ID = 4  # keeps these random streams apart from the benchmark builders' (1, 2, 3)
 GARMENT_SHARE = 0.5

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ...atomic import write_atomic
-from ...errors import ConfigError
-from ...workers import process_pool
-from .garments import Garment, render_garment
-from .scenes import Scene, render_scene
+from cirlib.data.synth.garments import Garment, render_garment
+from cirlib.data.synth.scenes import Scene, render_scene
+from cirlib.util.atomic import write_atomic
+from cirlib.util.errors import ConfigError
+from cirlib.util.workers import process_pool
 
 
 @dataclass(frozen=True)

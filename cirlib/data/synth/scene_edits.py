@@ -13,10 +13,19 @@ from itertools import product
 
 import numpy as np
 
-from .garment_text import pick
-from .scenes import MAX_OBJECTS, N_CELLS, Scene, SceneObject
-from .vocab import (BACKGROUNDS, CELL_WORDS, COLOURS, COUNT_WORDS, OBJECT_COLOURS, ROW_WORDS, SHAPE_PLURALS, SHAPES,
-                    SIZES)
+from cirlib.data.synth.garment_text import pick
+from cirlib.data.synth.scenes import MAX_OBJECTS, N_CELLS, Scene, SceneObject
+from cirlib.data.synth.vocab import (
+    BACKGROUNDS,
+    CELL_WORDS,
+    COLOURS,
+    COUNT_WORDS,
+    OBJECT_COLOURS,
+    ROW_WORDS,
+    SHAPE_PLURALS,
+    SHAPES,
+    SIZES,
+)
 
 EDIT_KINDS = ("add", "remove", "recolour", "reshape", "resize", "move", "count", "background")
 _OBJECT_FIELDS = ("shape", "colour", "size", "cell")

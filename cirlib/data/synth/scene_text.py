@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .garment_text import pick
-from .scenes import Scene, SceneObject
-from .vocab import BACKGROUNDS, CELL_WORDS, COLOURS, OBJECT_COLOURS, SHAPES, SIZES
+from cirlib.data.synth.garment_text import pick
+from cirlib.data.synth.scenes import Scene, SceneObject
+from cirlib.data.synth.vocab import BACKGROUNDS, CELL_WORDS, COLOURS, OBJECT_COLOURS, SHAPES, SIZES
 
 
 def _object_words(o: SceneObject, rng: np.random.Generator, with_size: bool, with_place: bool) -> str:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .draw import add_noise, colour_rgb, draw_shape, jitter_colour
-from .vocab import BACKGROUNDS, OBJECT_COLOURS, SHAPES, SIZES
+from cirlib.data.synth.draw import add_noise, colour_rgb, draw_shape, jitter_colour
+from cirlib.data.synth.vocab import BACKGROUNDS, OBJECT_COLOURS, SHAPES, SIZES
 
 MAX_OBJECTS = 4
 N_CELLS = 9

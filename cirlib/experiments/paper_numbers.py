@@ -19,12 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 DATASETS = ("fashioniq", "cirr", "circo")
 ZERO_SHOT_METHODS = ("image-only", "text-only", "sum")
 TRAINED_METHODS = ("combiner", "clip-cd", "moe")
 METHODS = (*ZERO_SHOT_METHODS, "weimocir", *TRAINED_METHODS)
-"""What ``cirlib reproduce`` runs (here, not in cirlib.reproduce, so the CLI parser needs no torch)."""
+"""What ``cirlib reproduce`` runs (here, not in cirlib.experiments.reproduce, so the CLI parser needs no torch)."""
 QUOTED_ONLY = ("pic2word", "searle", "lincir")
 """Methods whose paper numbers are quoted but that ``cirlib reproduce`` does not run: the numbers come from the
 authors' inversion networks trained on real images or captions with OpenAI's ViT-L-14, while cirlib's inversion

@@ -3,7 +3,7 @@
 The best cell of a sweep on the split it is reported on is an upper bound: the best of 121 cells on those very
 queries. Here the queries are halved at random, fixed by a seed (each FashionIQ category on its own; CIRR and CIRCO
 whole). Fold A's queries are scored with the best cell of a sweep of fold B, and fold B's with the best cell of
-fold A, by the benchmark's selection metric (``cirlib.sweep.SELECT_BY``). Every query is thus scored with a cell
+fold A, by the benchmark's selection metric (``cirlib.weimocir.sweeps.SELECT_BY``). Every query is thus scored with a cell
 chosen on queries disjoint from it, and the held-out number is computed on the FULL split from those scores through
 ``cirlib.metrics`` (the plain path), so it is comparable with every other full-val number. Cost: one fast sweep per
 half (together about one sweep of the whole split) and one scoring per half at its chosen cell.
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .evaluation import FASHIONIQ_KS
-from .metrics import fashioniq_summary
-from .sweep import SELECT_BY, ScoreGrid, Split, SweepResult, _reference_metrics, best_cell, sweep
+from cirlib.evaluation.evaluate import FASHIONIQ_KS
+from cirlib.metrics import fashioniq_summary
+from cirlib.weimocir.sweeps import SELECT_BY, ScoreGrid, Split, SweepResult, _reference_metrics, best_cell, sweep
 
 Halves = tuple[np.ndarray, np.ndarray]
 """(fold A's query rows, fold B's), each sorted."""
@@ -92,7 +92,7 @@ class HeldOutChoice:
     metrics: dict[str, float]          # the whole split, each query at its own fold's cell
     upper_cell: Cell                   # the best cell of the whole split's sweep: an upper bound
     upper_metrics: dict[str, float]
-    exclude_reference: bool = False    # CIRCO's flag, as in ``cirlib.sweep.sweep``
+    exclude_reference: bool = False    # CIRCO's flag, as in ``cirlib.weimocir.sweeps.sweep``
 
     def cells_text(self) -> str:
         """The two chosen cells, as "α 0.6/0.6, β 0.2/0.3" (fold A's value first)."""

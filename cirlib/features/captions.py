@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from ..data import CIRCO, CIRR, FashionIQ, captions_for, read_gallery_captions
-from .cache import FeatureCache
-from .features import SplitFeatures, circo_features, cirr_features, fashioniq_features
-from .loading import Encoder
+from cirlib.data import CIRCO, CIRR, FashionIQ, captions_for, read_gallery_captions
+from cirlib.encoders.loading import Encoder
+from cirlib.features.cache import FeatureCache
+from cirlib.features.splits import SplitFeatures, circo_features, cirr_features, fashioniq_features
 
 KINDS = ("fashioniq", "cirr", "circo")
 """Evaluation protocols: FashionIQ recall, CIRR recall (+ subset), CIRCO mAP."""
@@ -145,9 +145,9 @@ def synth_captioned_splits(encoder: Encoder, cache: FeatureCache, benchmark: Pat
                            r: int = 3, datasets: Sequence[str] = tuple(SYNTH_DATASETS),
                            on_missing: str = "error") -> dict:
     """The synthetic benchmark's ``split`` of ``datasets``: {"synth-fashioniq": {category: split},
-    "synth-cirr": split, "synth-circo": split}; they share the cache with ``cirlib.evaluation.benchmark_features``.
+    "synth-cirr": split, "synth-circo": split}; they share the cache with ``cirlib.evaluation.evaluate.benchmark_features``.
     ``on_missing="skip"`` drops the queries that need an absent image (each split's ``features.missing`` lists
-    them): scores are then over fewer queries than the paper's (see :mod:`cirlib.encoders.features`)."""
+    them): scores are then over fewer queries than the paper's (see :mod:`cirlib.features.splits`)."""
     unknown = [name for name in datasets if name not in SYNTH_DATASETS]
     if unknown:
         raise ValueError(f"unknown datasets {unknown}; choose from {list(SYNTH_DATASETS)}")

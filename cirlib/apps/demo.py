@@ -2,7 +2,7 @@
 
 Stages: build the benchmark -> encode its val splits and gallery captions with the bundled
 ``synthclip`` -> zero-shot baselines (image only, text only, sum) -> WeiMoCIR swept over the α×β
-grid, with (α, β) chosen on held-out halves of val (``cirlib.sweep_select``) -> Combiner and MoE trained on the
+grid, with (α, β) chosen on held-out halves of val (``cirlib.weimocir.select``) -> Combiner and MoE trained on the
 train splits (stage 2, cached features) -> one FashionIQ-style and one CIRR-style table, printed and saved under
 ``results/`` with two figures and the configuration. Every stage reuses what an earlier run left (the benchmark,
 the feature cache, finished training runs), so a rerun takes about a minute.
@@ -12,7 +12,7 @@ each half of the val queries with the best cell of the other half (2-fold cross-
 halves' values); its upper-bound row is the best cell *on the same val split*, an upper bound for a training-free
 method.
 
-    from cirlib.demo import DemoConfig, run_demo
+    from cirlib.apps.demo import DemoConfig, run_demo
     result = run_demo(DemoConfig(benchmark="data/synth-small", size="small", epochs=2))
 """
 
@@ -30,20 +30,22 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from .analysis.benchmark import format_summary, prepare_benchmark
-from .atomic import save_figure, write_json, write_text
-from .config import DEVICE, PRECISIONS, setting, validate
-from .data.synth.config import SIZES, preset
-from .encoders import FeatureCache, describe, load_encoder
-from .encoders.captions import split_features, synth_captioned_splits
-from .encoders.device import resolve_device
-from .encoders.transforms import PREPROCESS_KINDS
-from .evaluation import CIRR_COLUMNS, FASHIONIQ_COLUMNS, markdown_table
-from .experiments import config_variant, evaluate, run_fusion_job
-from .fusion import VARIANTS, ZERO_SHOT_BASELINES
-from .plots import parameter_heatmap
-from .sweep import SELECT_BY, SweepResult, sweep
-from .sweep_select import Cell, HeldOutChoice, Scores, held_out_choice
+from cirlib.analysis.benchmark import format_summary, prepare_benchmark
+from cirlib.data.synth.config import SIZES, preset
+from cirlib.encoders import describe, load_encoder
+from cirlib.encoders.transforms import PREPROCESS_KINDS
+from cirlib.evaluation.evaluate import CIRR_COLUMNS, FASHIONIQ_COLUMNS, markdown_table
+from cirlib.experiments.jobs import config_variant, evaluate, run_fusion_job
+from cirlib.features import FeatureCache
+from cirlib.features.captions import split_features, synth_captioned_splits
+from cirlib.fusion import ZERO_SHOT_BASELINES
+from cirlib.util.atomic import save_figure, write_json, write_text
+from cirlib.util.config import DEVICE, PRECISIONS, setting, validate
+from cirlib.util.device import resolve_device
+from cirlib.viz.plots import parameter_heatmap
+from cirlib.weimocir import VARIANTS
+from cirlib.weimocir.select import Cell, HeldOutChoice, Scores, held_out_choice
+from cirlib.weimocir.sweeps import SELECT_BY, SweepResult, sweep
 
 DATASETS = {"fashioniq": "synth-fashioniq", "cirr": "synth-cirr"}
 FUSION_LABELS = {"combiner": "Combiner", "moe": "MoE", "bilinear": "Bilinear", "sum": "Sum"}
@@ -72,7 +74,7 @@ class DemoConfig:
     epochs: int = setting(4, minimum=1)  # per trained model (the configs say 8; 4 keeps the demo short)
     training_seed: int = setting(0, minimum=0)
     runs: str = "runs/demo"             # training runs go to <runs>/<config name>-<hash>
-    variant: str = setting("slides", choices=VARIANTS)  # WeiMoCIR's scoring (cirlib.fusion.weighted)
+    variant: str = setting("slides", choices=VARIANTS)  # WeiMoCIR's scoring (cirlib.weimocir.weighted)
     results: str = "results"
 
     def __post_init__(self) -> None:

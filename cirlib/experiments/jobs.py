@@ -22,23 +22,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import write_json
-from .config import json_sha256, load_config, read_yaml
-from .encoders import FeatureCache, cirr_features, describe, fashioniq_features
-from .encoders.device import exact_float32
-from .encoders.distributed import DistContext, init_distributed
-from .encoders.extract import encode_images, encode_texts
-from .encoders.features import SplitFeatures, merged_missing, missing_summary
-from .encoders.loading import Encoder, config_encoder
-from .errors import ConfigError
-from .evaluation import Method, evaluate_cirr, evaluate_fashioniq, metric_names
-from .fusion import ZERO_SHOT_BASELINES, parameter_count, sum_fusion
-from .inversion import LinCIRConfig, Pic2WordConfig, SearleConfig, train_lincir, train_pic2word, train_searle
-from .train.pseudo_triplets import PseudoTripletConfig, pseudo_triplets
-from .train.run_folder import open_run
-from .train.stage1 import STAGE1_RUN, Stage1Config, image_triplets, stage1_loop
-from .train.stage2 import FUSION_RUN, FusionTrainConfig, fusion_loop, load_trained_fusion
-from .train.triplets import TripletFeatures, cirr_triplets, fashioniq_triplets
+from cirlib.encoders import describe
+from cirlib.encoders.loading import Encoder, config_encoder
+from cirlib.evaluation.evaluate import Method, evaluate_cirr, evaluate_fashioniq, metric_names
+from cirlib.features import FeatureCache, cirr_features, fashioniq_features
+from cirlib.features.extract import encode_images, encode_texts
+from cirlib.features.splits import SplitFeatures, merged_missing, missing_summary
+from cirlib.fusion import ZERO_SHOT_BASELINES, parameter_count, sum_fusion
+from cirlib.inversion import LinCIRConfig, Pic2WordConfig, SearleConfig, train_lincir, train_pic2word, train_searle
+from cirlib.train.pseudo_triplets import PseudoTripletConfig, pseudo_triplets
+from cirlib.train.run_folder import open_run
+from cirlib.train.stage1 import STAGE1_RUN, Stage1Config, image_triplets, stage1_loop
+from cirlib.train.stage2 import FUSION_RUN, FusionTrainConfig, fusion_loop, load_trained_fusion
+from cirlib.train.triplets import TripletFeatures, cirr_triplets, fashioniq_triplets
+from cirlib.util.atomic import write_json
+from cirlib.util.config import json_sha256, load_config, read_yaml
+from cirlib.util.device import exact_float32
+from cirlib.util.distributed import DistContext, init_distributed
+from cirlib.util.errors import ConfigError
 
 ValFeatures = Mapping[str, SplitFeatures] | SplitFeatures
 
@@ -285,7 +286,7 @@ def seed_table(config_paths: Sequence[Path | str], seeds: Sequence[int], results
         _, base = load_job_config(path, on_missing=on_missing)
         if not isinstance(base, FusionTrainConfig):
             raise ConfigError(str(path), "kind", base.kind, "fusion: --seeds tabulates fusion jobs (the stage-1 "
-                              "comparison: python -m cirlib.stage1_table)")
+                              "comparison: python -m cirlib.experiments.stage1_table)")
         label = _dataset_label(base)
         table = rows.setdefault(base.dataset, {"label": label, "config": {}, "rows": {}})
         if not table["rows"]:

@@ -18,15 +18,21 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .data import FashionIQ
-from .encoders import FeatureCache, circo_features, cirr_features, fashioniq_features
-from .encoders.features import SplitFeatures
-from .encoders.loading import Encoder
-from .errors import CirlibError
-from .index import ExactIndex, Index
-from .metrics import circo_map_from_rankings, cirr_recall_from_rankings, fashioniq_summary, recall_at_k, top_k_indices
-from .metrics.ranking import Name, _name_array, _require_known
-from .metrics.recall import CIRR_MEANS, cirr_means
+from cirlib.data import FashionIQ
+from cirlib.encoders.loading import Encoder
+from cirlib.features import FeatureCache, circo_features, cirr_features, fashioniq_features
+from cirlib.features.splits import SplitFeatures
+from cirlib.index import ExactIndex, Index
+from cirlib.metrics import (
+    circo_map_from_rankings,
+    cirr_recall_from_rankings,
+    fashioniq_summary,
+    recall_at_k,
+    top_k_indices,
+)
+from cirlib.metrics.ranking import Name, _name_array, _require_known
+from cirlib.metrics.recall import CIRR_MEANS, cirr_means
+from cirlib.util.errors import CirlibError
 
 Method = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -140,7 +146,7 @@ def evaluate_circo(features: SplitFeatures, method: Method) -> dict[int, float]:
 def benchmark_features(encoder: Encoder, cache: FeatureCache, benchmark: Path | str, on_missing: str = "error"):
     """Features of the val splits of synth-fashioniq (per category), synth-cirr and synth-circo. ``on_missing="skip"``
     drops the queries that need an absent image (each split's ``missing`` lists them), so recall is over fewer
-    queries than the paper's (see :mod:`cirlib.encoders.features`)."""
+    queries than the paper's (see :mod:`cirlib.features.splits`)."""
     benchmark = Path(benchmark)
     fiq = {c: fashioniq_features(encoder, cache, benchmark / "synth-fashioniq", c, "val", "synth-fashioniq",
                                  on_missing) for c in FashionIQ.CATEGORIES}

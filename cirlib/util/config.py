@@ -4,7 +4,7 @@ A config field is declared with :func:`setting` (its default and its allowed ran
 dataclass calls :func:`validate` in ``__post_init__``, so a config built in Python, read from YAML or
 overridden on the command line is checked the same way. Every field's type and range is checked, what
 is unambiguous is coerced (``lr: 1e-3``, a string to PyYAML, becomes 0.001; ``epochs: "3"`` becomes 3),
-and anything else is a one-line :class:`~cirlib.errors.ConfigError` naming the file, the field, the value
+and anything else is a one-line :class:`~cirlib.util.errors.ConfigError` naming the file, the field, the value
 and what is allowed. This module does not import torch, so ``cirlib synth`` stays quick to start.
 """
 
@@ -22,12 +22,12 @@ from typing import Any, TypeVar
 
 import yaml
 
-from .errors import ConfigError, FileError
+from cirlib.util.errors import ConfigError, FileError
 
 T = TypeVar("T")
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
-"""Numeric precisions a job can ask for (``cirlib.encoders.device`` says what each does on each device)."""
+"""Numeric precisions a job can ask for (``cirlib.util.device`` says what each does on each device)."""
 
 DEVICE = {"pattern": r"auto|cpu|mps|cuda(:\d+)?", "meaning": "auto, cpu, mps, cuda or cuda:<index>"}
 """The rule of a config's ``device``: ``auto`` (CUDA when present, else the CPU), ``cpu``, ``mps``, ``cuda[:N]``."""

@@ -1,7 +1,7 @@
 """The MoE gating study: which routing options make the experts specialise by edit type, and at what cost in recall.
 
 Each variant is a base MoE config (``configs/synth_moe_<dataset>.yaml``) with some :class:`~cirlib.fusion.moe.
-MoECombiner` options changed. Every variant is trained with every seed (:func:`~cirlib.experiments.run_fusion_job`
+MoECombiner` options changed. Every variant is trained with every seed (:func:`~cirlib.experiments.jobs.run_fusion_job`
 in ``<runs>/<dataset folder>/<variant>-<hash of its settings>/seed<k>``; a finished run is reused) and its best
 checkpoint is analysed on the val split (:func:`analyse_routing`): the dataset's recall, how evenly the router
 spreads the queries
@@ -26,19 +26,25 @@ import numpy as np
 import seaborn as sns
 import torch
 
-from .analysis.edits import query_groups
-from .analysis.gating import (balance_summary, expert_off_method, router_weights_by_edit_type, routing_weights,
-                              top_expert_cause_nmi, top_expert_edit_type_nmi)
-from .atomic import save_figure, write_json, write_text
-from .config import check_mapping, json_sha256, setting, validate
-from .encoders import FeatureCache
-from .encoders.features import SplitFeatures
-from .encoders.loading import config_encoder
-from .errors import ConfigError
-from .experiments import ValFeatures, evaluate, fusion_method, load_job_config, run_fusion_job, val_features
-from .fusion import option_types
-from .fusion.moe import MoECombiner
-from .train.stage2 import BEST, FusionTrainConfig, load_trained_fusion
+from cirlib.analysis.edits import query_groups
+from cirlib.analysis.gating import (
+    balance_summary,
+    expert_off_method,
+    router_weights_by_edit_type,
+    routing_weights,
+    top_expert_cause_nmi,
+    top_expert_edit_type_nmi,
+)
+from cirlib.encoders.loading import config_encoder
+from cirlib.experiments.jobs import ValFeatures, evaluate, fusion_method, load_job_config, run_fusion_job, val_features
+from cirlib.features import FeatureCache
+from cirlib.features.splits import SplitFeatures
+from cirlib.fusion import option_types
+from cirlib.fusion.moe import MoECombiner
+from cirlib.train.stage2 import BEST, FusionTrainConfig, load_trained_fusion
+from cirlib.util.atomic import save_figure, write_json, write_text
+from cirlib.util.config import check_mapping, json_sha256, setting, validate
+from cirlib.util.errors import ConfigError
 
 VARIANTS: dict[str, dict] = {
     "default": {},                                                   # the faithful design: top-2, no auxiliary loss

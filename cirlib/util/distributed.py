@@ -3,7 +3,7 @@
 none of this does anything.
 
 It lives in the encoders layer because feature extraction uses the process group too (each process
-encodes its share of the batches, see :mod:`cirlib.encoders.extract`); the training loops use it from above.
+encodes its share of the batches, see :mod:`cirlib.features.extract`); the training loops use it from above.
 Every collective here must be called by all processes in the same order.
 """
 

@@ -3,7 +3,7 @@ the table of WeiMoCIR per dataset (paper setting, α/β chosen on held-out halve
 zero-shot baselines.
 
     from cirlib.encoders import FeatureCache, load_encoder
-    from cirlib.sweep_report import benchmark_report
+    from cirlib.weimocir.report import benchmark_report
     print(benchmark_report(load_encoder("synthclip"), FeatureCache("data/cache"), "data/synth"))
 """
 
@@ -16,14 +16,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .encoders import FeatureCache
-from .encoders.captions import CaptionedSplit, synth_captioned_splits
-from .encoders.loading import Encoder
-from .evaluation import benchmark_features, evaluate_methods
-from .fusion import ZERO_SHOT_BASELINES
-from .fusion.weighted import PAPER_ALPHA, PAPER_BETA
-from .sweep import SELECT_BY, Split, SweepResult, best_cell, sweep
-from .sweep_select import HeldOutChoice, held_out_choice
+from cirlib.encoders.loading import Encoder
+from cirlib.evaluation.evaluate import benchmark_features, evaluate_methods
+from cirlib.features import FeatureCache
+from cirlib.features.captions import CaptionedSplit, synth_captioned_splits
+from cirlib.fusion import ZERO_SHOT_BASELINES
+from cirlib.weimocir.select import HeldOutChoice, held_out_choice
+from cirlib.weimocir.sweeps import SELECT_BY, Split, SweepResult, best_cell, sweep
+from cirlib.weimocir.weighted import PAPER_ALPHA, PAPER_BETA
 
 TABLE_COLUMNS = {"fashioniq": ["avg R@10", "avg R@50", "avg"],
                  "cirr": ["R@1", "R@5", "R@10", "R@50", "Rsubset@1", "Avg"],
@@ -110,8 +110,8 @@ def best_cells_markdown(sweeps: Mapping[str, Sequence[SweepResult]], baselines: 
     WeiMoCIR at the paper's (α, β), at the held-out choice (if given) and at the best cell.
 
     ``sweeps`` is {dataset: [results]}, ``baselines`` {dataset: {method: metrics}} (what
-    ``cirlib.evaluation.evaluate_methods`` gives per dataset), ``held_out`` {dataset: [choices]} in the order of
-    ``sweeps`` (``cirlib.sweep_select``); the best cell is chosen by ``SELECT_BY[kind]`` on the swept split itself,
+    ``cirlib.evaluation.evaluate.evaluate_methods`` gives per dataset), ``held_out`` {dataset: [choices]} in the order of
+    ``sweeps`` (``cirlib.weimocir.select``); the best cell is chosen by ``SELECT_BY[kind]`` on the swept split itself,
     an upper bound.
     """
     blocks = []

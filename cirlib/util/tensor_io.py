@@ -4,7 +4,7 @@ Every file :func:`save_tensors` writes carries two sha256 checksums in its metad
 names, dtypes, shapes and bytes (``cirlib.sha256``), one over the rest of its metadata
 (``cirlib.metadata.sha256``). :func:`read_tensors` checks both, :func:`read_metadata` (the header alone)
 the second: a truncated file, a flipped bit or a file that is not safetensors at all becomes one
-:class:`~cirlib.errors.FileError` naming the file, never a wrong tensor or a library traceback. Files written
+:class:`~cirlib.util.errors.FileError` naming the file, never a wrong tensor or a library traceback. Files written
 without checksums (by other tools, or an older cirlib) are read unverified; a file with one checksum but not
 the other (a flipped bit in a key's name) is damaged.
 """
@@ -20,9 +20,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..atomic import atomic_path
-from ..config import json_sha256
-from ..errors import FileError
+from cirlib.util.atomic import atomic_path
+from cirlib.util.config import json_sha256
+from cirlib.util.errors import FileError
 
 CHECKSUM = "cirlib.sha256"
 METADATA_CHECKSUM = "cirlib.metadata.sha256"

@@ -13,14 +13,14 @@ folder of ``<category>.<split>.json``); trained fusion methods (combiner, clip-c
 Settings not given are the checkpoint's (a trained fusion only fits the features it was trained on:
 its model, pretrained, preprocess and quick_gelu; a mismatch, another fusion than ``--method``, another
 dataset or another feature width is refused in one line), else the paper's
-(:data:`cirlib.paper_numbers.PAPER_SETTINGS`: WeiMoCIR's OpenCLIP LAION-2B weights and CLIP
+(:data:`cirlib.experiments.paper_numbers.PAPER_SETTINGS`: WeiMoCIR's OpenCLIP LAION-2B weights and CLIP
 preprocessing, CLIP4Cir's OpenAI RN50x4 and targetpad). An open_clip architecture is never run with
 random weights. The paper's row is printed only when the model and pretrained strings match the
 paper's exactly; otherwise the note says which weights the paper used.
 
 The val split is evaluated; on CIRR test1 and CIRCO test (no public targets) the test-server
 submission files are written instead, into ``results``. WeiMoCIR on val is also scored with (α, β) chosen on
-held-out halves of val (``cirlib.sweep_select``: each half of the queries at the best cell of the other half),
+held-out halves of val (``cirlib.weimocir.select``: each half of the queries at the best cell of the other half),
 beside the best cell of the whole split (an upper bound), in the result's "held-out choice". Every result is named
 by the dataset, method, split and a hash of the settings (:func:`run_name`), so runs with other settings never
 overwrite each other, and holds the settings and the count of images skipped (``--on-missing skip``).
@@ -36,25 +36,34 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .atomic import write_json
-from .config import DEVICE, json_sha256, setting, validate
-from .data import CIRCO, CIRR, DatasetError, FashionIQ
-from .encoders import FeatureCache, circo_features, cirr_features, describe, fashioniq_features
-from .encoders.captions import CaptionedSplit, captioned_split
-from .encoders.features import SplitFeatures, merged_missing, missing_summary
-from .encoders.loading import BUNDLED, Encoder, config_encoder
-from .encoders.transforms import PREPROCESS_KINDS
-from .errors import CirlibError, FileError
-from .evaluation import Method, evaluate_circo, evaluate_cirr, evaluate_fashioniq
-from .experiments import fusion_method
-from .fusion import ZERO_SHOT_BASELINES
-from .metrics import cirr_rankings, rank_gallery, write_circo_submission, write_cirr_submission
-from .paper_numbers import (DATASETS, METHODS, PAPER_SETTINGS, TRAINED_METHODS, ZERO_SHOT_METHODS, default_weights,
-                            paper_result, paper_weights)
-from .sweep import ScoreGrid, sweep
-from .sweep_select import held_out_choice
-from .train.checkpoint import read_record
-from .train.stage2 import load_trained_fusion
+from cirlib.data import CIRCO, CIRR, DatasetError, FashionIQ
+from cirlib.encoders import describe
+from cirlib.encoders.loading import BUNDLED, Encoder, config_encoder
+from cirlib.encoders.transforms import PREPROCESS_KINDS
+from cirlib.evaluation.evaluate import Method, evaluate_circo, evaluate_cirr, evaluate_fashioniq
+from cirlib.experiments.jobs import fusion_method
+from cirlib.experiments.paper_numbers import (
+    DATASETS,
+    METHODS,
+    PAPER_SETTINGS,
+    TRAINED_METHODS,
+    ZERO_SHOT_METHODS,
+    default_weights,
+    paper_result,
+    paper_weights,
+)
+from cirlib.features import FeatureCache, circo_features, cirr_features, fashioniq_features
+from cirlib.features.captions import CaptionedSplit, captioned_split
+from cirlib.features.splits import SplitFeatures, merged_missing, missing_summary
+from cirlib.fusion import ZERO_SHOT_BASELINES
+from cirlib.metrics import cirr_rankings, rank_gallery, write_circo_submission, write_cirr_submission
+from cirlib.train.checkpoint import read_record
+from cirlib.train.stage2 import load_trained_fusion
+from cirlib.util.atomic import write_json
+from cirlib.util.config import DEVICE, json_sha256, setting, validate
+from cirlib.util.errors import CirlibError, FileError
+from cirlib.weimocir.select import held_out_choice
+from cirlib.weimocir.sweeps import ScoreGrid, sweep
 
 DOWNLOADS = {
     "fashioniq": ("https://github.com/XiaoxiaoGuo/fashion-iq", "captions/, image_splits/, images/"),

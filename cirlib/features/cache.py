@@ -12,7 +12,7 @@ unchanged images, the folder keeps a memo of file hashes (``.file-sha256.json``)
 ``os.stat`` fingerprint (size, mtime, ctime and inode: any rewrite changes the ctime, which ``touch`` cannot
 set back); a missing or damaged memo is rebuilt (2116 images, 37 MB: 0.38 s hashed, 0.12 s from the memo).
 
-Every file carries the key and a checksum (:mod:`cirlib.encoders.tensor_io`'s sha256 over the tensor's
+Every file carries the key and a checksum (:mod:`cirlib.util.tensor_io`'s sha256 over the tensor's
 dtype, shape and bytes) in its metadata; key, checksum and the expected shape are verified on every read
 (0.17 s for 100k x 768 float32 on a 2-core CPU). A file that fails any check, or cannot be read at all, is
 reported in one warning line, recomputed and overwritten (it is cirlib's own, named by its key).
@@ -21,7 +21,7 @@ Extraction runs in chunks, each saved atomically as a hidden part file named by 
 ever carry the final name, and once that exists every part of the entry, of any chunk size, is removed.
 
 Under ``torchrun`` (a cache with a multi-process ``DistContext``) every process encodes its share of
-each chunk's batches and receives the whole chunk (see :mod:`cirlib.encoders.extract`), so the one
+each chunk's batches and receives the whole chunk (see :mod:`cirlib.features.extract`), so the one
 file written equals a single process's. Only the main process touches files: it alone builds the key
 (hashing files and weights, reading the memo) and sends it to the others, reads, writes and removes
 files, decides whether a file on disk is used (and broadcasts that decision, so all processes take the
@@ -42,13 +42,13 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import write_json
-from ..config import json_sha256
-from ..errors import FileError
-from .distributed import DistContext, broadcast_from_main, is_main, main_decides
-from .extract import IMAGE_FIX, encode_images, encode_texts
-from .loading import Encoder
-from .tensor_io import CHECKSUM, read_cache, save_tensors
+from cirlib.encoders.loading import Encoder
+from cirlib.features.extract import IMAGE_FIX, encode_images, encode_texts
+from cirlib.util.atomic import write_json
+from cirlib.util.config import json_sha256
+from cirlib.util.distributed import DistContext, broadcast_from_main, is_main, main_decides
+from cirlib.util.errors import FileError
+from cirlib.util.tensor_io import CHECKSUM, read_cache, save_tensors
 
 FORMAT = "cirlib-features-3"
 MEMO_NAME, MEMO_FORMAT = ".file-sha256.json", "cirlib-file-sha256-1"

@@ -1,7 +1,7 @@
 """CLIP4Cir's two stages compared over seeds: the frozen encoder + Combiner, stage 1 alone (the sum fusion with the
 fine-tuned encoder) and stage 1 + Combiner (the Combiner trained on the fine-tuned, frozen features).
 
-    python -m cirlib.stage1_table --datasets fashioniq cirr --seeds 0 1 2
+    python -m cirlib.experiments.stage1_table --datasets fashioniq cirr --seeds 0 1 2
 
 Per dataset it reads three configs from ``--configs``: ``synth_combiner_<dataset>.yaml`` (the frozen encoder's
 Combiner), ``synth_stage1_<dataset>.yaml`` (the fine-tuning) and ``synth_stage1_combiner_<dataset>.yaml`` (the same
@@ -20,13 +20,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .atomic import write_json
-from .encoders.loading import config_encoder
-from .errors import CirlibError, ConfigError, FileError
-from .experiments import format_seed_table, load_job_config, mean_std, run_fusion_job, run_stage1_job, seed_variant
-from .train.run_folder import config_differences
-from .train.stage1 import BEST, Stage1Config
-from .train.stage2 import DATASETS, FusionTrainConfig
+from cirlib.encoders.loading import config_encoder
+from cirlib.experiments.jobs import (
+    format_seed_table,
+    load_job_config,
+    mean_std,
+    run_fusion_job,
+    run_stage1_job,
+    seed_variant,
+)
+from cirlib.train.run_folder import config_differences
+from cirlib.train.stage1 import BEST, Stage1Config
+from cirlib.train.stage2 import DATASETS, FusionTrainConfig
+from cirlib.util.atomic import write_json
+from cirlib.util.errors import CirlibError, ConfigError, FileError
 
 COLUMNS = {"fashioniq": ["avg R@10", "avg R@50"], "cirr": ["R@1", "R@5", "R@10", "Rsubset@1", "Avg"]}
 SECONDS = "train s"
@@ -102,7 +109,7 @@ def config_paths(folder: Path | str, dataset: str) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line (module docstring); an error a user can fix is one line on stderr, exit status 2."""
-    parser = argparse.ArgumentParser(prog="python -m cirlib.stage1_table", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cirlib.experiments.stage1_table", description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--configs", default="configs", help="the folder of the configs")

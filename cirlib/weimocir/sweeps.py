@@ -1,6 +1,6 @@
 """Fast α×β grid sweeps of WeiMoCIR: recall (FashionIQ, CIRR) and mAP (CIRCO) for every cell.
 
-Why it is fast. In both variants of ``cirlib.fusion.weighted`` each side of the score is, for a
+Why it is fast. In both variants of ``cirlib.weimocir.weighted`` each side of the score is, for a
 given α, a mean over r of ((1-α)·X_r + α·Y_r) / ‖(1-α)·a_r + α·b_r‖, where X_r = a_r·g and
 Y_r = b_r·g are products with fixed normalised gallery vectors g and the norm expands into ‖a‖²,
 a·b and ‖b‖². A whole grid therefore costs a fixed set of matrix products, computed once:
@@ -27,14 +27,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .encoders import resolve_device
-from .encoders.device import exact_float32
-from .encoders.captions import CaptionedSplit
-from .errors import ConfigError
-from .evaluation import CIRCO_KS, CIRR_KS, CIRR_SUBSET_KS, FASHIONIQ_KS
-from .fusion.weighted import VARIANTS, weighted_similarity
-from .metrics import circo_map, cirr_recall, fashioniq_recall, fashioniq_summary
-from .metrics.ranks import subset_target_ranks, target_ranks
+from cirlib.evaluation.evaluate import CIRCO_KS, CIRR_KS, CIRR_SUBSET_KS, FASHIONIQ_KS
+from cirlib.features.captions import CaptionedSplit
+from cirlib.metrics import circo_map, cirr_recall, fashioniq_recall, fashioniq_summary
+from cirlib.metrics.ranks import subset_target_ranks, target_ranks
+from cirlib.util.device import exact_float32, resolve_device
+from cirlib.util.errors import ConfigError
+from cirlib.weimocir.weighted import VARIANTS, weighted_similarity
 
 GRID = tuple(i / 10 for i in range(11))
 """The default α and β values: 0, 0.1, ..., 1 (an 11×11 grid)."""

@@ -16,8 +16,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, IO
-
+from typing import IO, Any, Callable
 
 TEMPORARY_SUFFIX = ".tmp"  # a write in progress is ".<name>.<random>.tmp" beside its target
 

@@ -17,7 +17,7 @@ so q is L2-normalised (its norm would scale every score of a query alike). Two v
 
 Paper settings: α=0.8, β=0.1 (CLIP); α=0.95, β=0.2 (BLIP). The code's own defaults differ, so
 always state α and β. Every input is a raw encoder feature; this module does the normalising.
-This plain per-cell form is the reference that ``cirlib.sweep``'s fast grid must equal.
+This plain per-cell form is the reference that ``cirlib.weimocir.sweeps``'s fast grid must equal.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A lock is an advisory OS lock (``filelock``: ``flock`` on POSIX) on a small file inside the folder; the OS
 drops it when its process ends, however it ends, so a killed job never leaves a stale lock behind.
 ``wait=True`` queues behind the holder (two identical builds: the second finds the first's result);
-``wait=False`` refuses at once with a :class:`~cirlib.errors.BusyError` naming the folder.
+``wait=False`` refuses at once with a :class:`~cirlib.util.errors.BusyError` naming the folder.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .atomic import default_file_mode
-from .errors import BusyError
+from cirlib.util.atomic import default_file_mode
+from cirlib.util.errors import BusyError
 
 LOCK_NAME = ".cirlib.lock"
 

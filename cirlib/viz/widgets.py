@@ -26,12 +26,12 @@ import ipywidgets as widgets
 from IPython.display import display
 from matplotlib.figure import Figure
 
-from .encoders.captions import CaptionedSplit
-from .errors import ConfigError
-from .fusion.weighted import weighted_similarity
-from .metrics import rank_gallery
-from .plots import parameter_heatmap, retrieval_grid
-from .sweep import SELECT_BY, SweepResult, best_cell
+from cirlib.features.captions import CaptionedSplit
+from cirlib.metrics import rank_gallery
+from cirlib.util.errors import ConfigError
+from cirlib.viz.plots import parameter_heatmap, retrieval_grid
+from cirlib.weimocir.sweeps import SELECT_BY, SweepResult, best_cell
+from cirlib.weimocir.weighted import weighted_similarity
 
 DPI = 100
 WIDTH = 6.5

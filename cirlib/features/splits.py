@@ -4,7 +4,7 @@ One function per dataset reads the split through the official reader, encodes (o
 the cache) the gallery images and the query texts, and returns the features beside the names the
 metrics need. Reference images are gallery images in all three benchmarks' evaluation splits;
 any that are not are encoded too. Under ``torchrun``, give the cache the process group's context and
-call these functions in every process: they encode the split together (see :mod:`cirlib.encoders.cache`).
+call these functions in every process: they encode the split together (see :mod:`cirlib.features.cache`).
 
 Images a split lists but the disk lacks (real FashionIQ copies miss a few percent): ``on_missing="error"``
 (the default) stops with one line naming them; ``"skip"`` drops the queries and gallery entries that need
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from ..data import CIRCO, CIRR, FashionIQ, fashioniq_query_text
-from ..data.jsonio import DatasetReader
-from .cache import FeatureCache
-from .loading import Encoder
+from cirlib.data import CIRCO, CIRR, FashionIQ, fashioniq_query_text
+from cirlib.data.jsonio import DatasetReader
+from cirlib.encoders.loading import Encoder
+from cirlib.features.cache import FeatureCache
 
 
 @dataclass

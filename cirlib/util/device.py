@@ -18,8 +18,8 @@ from collections.abc import Iterator
 
 import torch
 
-from ..config import PRECISIONS, check_precision
-from ..errors import CirlibError
+from cirlib.util.config import PRECISIONS, check_precision
+from cirlib.util.errors import CirlibError
 
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 

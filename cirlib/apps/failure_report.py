@@ -1,8 +1,8 @@
 """Failure analysis of the demo's methods (notebook 05): the best trained and the best training-free
 method per dataset, and every val query's outcome under both, beside its edit types and causes.
 
-    from cirlib.demo import DemoConfig, run_demo
-    from cirlib.failure_report import demo_outcomes
+    from cirlib.apps.demo import DemoConfig, run_demo
+    from cirlib.apps.failure_report import demo_outcomes
     result = run_demo(DemoConfig())
     frame, methods = demo_outcomes(result, "cirr")     # methods: (trained, training-free) row names
 """
@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from .analysis.edits import query_groups
-from .analysis.failures import method_scores, query_outcomes
-from .demo import DATASETS, DemoResult
-from .encoders.captions import split_features
-from .experiments import fusion_method
-from .fusion import ZERO_SHOT_BASELINES
-from .sweep import SELECT_BY
-from .train.stage2 import LAST, load_trained_fusion
+from cirlib.analysis.edits import query_groups
+from cirlib.analysis.failures import method_scores, query_outcomes
+from cirlib.apps.demo import DATASETS, DemoResult
+from cirlib.experiments.jobs import fusion_method
+from cirlib.features.captions import split_features
+from cirlib.fusion import ZERO_SHOT_BASELINES
+from cirlib.train.stage2 import LAST, load_trained_fusion
+from cirlib.weimocir.sweeps import SELECT_BY
 
 
 def best_methods(result: DemoResult, dataset: str) -> tuple[str, str]:

@@ -10,7 +10,7 @@ all of them receive all features, in order: the batches are those of a single pr
 features are identical to its own. All processes must then call with the same inputs.
 
 An image that cannot be decoded (missing, truncated, corrupt) stops the extraction with a
-:class:`~cirlib.errors.FileError` naming it, whether it was decoded in a worker process or not.
+:class:`~cirlib.util.errors.FileError` naming it, whether it was decoded in a worker process or not.
 """
 
 from __future__ import annotations
@@ -25,12 +25,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
-from ..errors import FileError
-from .device import compute_precision
-from .distributed import DistContext, gather_batches, is_main, shard_batches
-from .loading import Encoder
-from .transforms import build_preprocess
-
+from cirlib.encoders.loading import Encoder
+from cirlib.encoders.transforms import build_preprocess
+from cirlib.util.device import compute_precision
+from cirlib.util.distributed import DistContext, gather_batches, is_main, shard_batches
+from cirlib.util.errors import FileError
 
 IMAGE_FIX = "re-download or re-render it (images of the synthetic benchmark: `cirlib synth --verify` repairs them)"
 
