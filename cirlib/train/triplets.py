@@ -99,18 +99,15 @@ def _features(encoder: Encoder, cache: FeatureCache, label: str, gallery: list, 
 
 def fashioniq_triplets(encoder: Encoder, cache: FeatureCache, root: Path | str, split: str = "train",
                        categories: Sequence[str] = FashionIQ.CATEGORIES, dataset: str = "fashioniq",
-                       text_forms: str = "clip4cir", on_missing: str = "error") -> TripletFeatures:
-    """FashionIQ triplets of ``categories`` with the four training text forms (``text_forms="clip4cir"``)
-    or the single validation form ("C1 and c2", ``text_forms="single"``); ``on_missing="skip"`` leaves out the
-    triplets that need an absent image (listed in ``missing``): training then sees fewer triplets than the paper's."""
-    if text_forms not in ("clip4cir", "single"):
-        raise ValueError(f"text_forms must be 'clip4cir' or 'single', got {text_forms!r}")
+                       on_missing: str = "error") -> TripletFeatures:
+    """FashionIQ triplets of ``categories`` with CLIP4Cir's four training text forms; ``on_missing="skip"`` leaves
+    out the triplets that need an absent image (listed in ``missing``): training then sees fewer triplets than the
+    paper's."""
     reader = FashionIQ(root, on_missing)
     parts = []
     for category in categories:
         triplets = reader.triplets(category, split)
-        texts = [list(fashioniq_training_texts(t.captions)) if text_forms == "clip4cir"
-                 else [fashioniq_query_text(t.captions)] for t in triplets]
+        texts = [list(fashioniq_training_texts(t.captions)) for t in triplets]
         parts.append(_features(encoder, cache, f"{dataset}-{category}-{split}", reader.gallery(category, split),
                                reader.image_path, [(t.candidate, t.target) for t in triplets], texts))
     return replace(concatenate(parts), missing=reader_missing(reader))

@@ -38,7 +38,7 @@ def _ordinal_step(attr: str, old: str, new: str) -> int:
     return values.index(new) - values.index(old)
 
 
-def _is_unique_step(attr: str, old: str, new: str) -> bool:
+def _is_unique_step(attr: str, old: str) -> bool:
     """A comparative names one value only from the middle value of a three-value scale."""
     return old == GARMENT_VALUES[attr][1]
 
@@ -59,14 +59,14 @@ def relative_phrase(category: str, attr: str, old: str, new: str, rng: np.random
         options = {"sleeveless": ["is sleeveless", "has no sleeves"],
                    "short": ["has short sleeves", "is short sleeved"],
                    "long": ["has long sleeves", "is long sleeved"]}[new]
-        if _is_unique_step(attr, old, new):
+        if _is_unique_step(attr, old):
             options.append("has shorter sleeves" if _ordinal_step(attr, old, new) < 0 else "has longer sleeves")
         return pick(rng, options)
     if attr == "length":
         words = LENGTH_WORDS[category][new]
         noun = pick(rng, CATEGORY_WORDS[category][:1] + ("one",))
         options = [f"is {pick(rng, words)}", f"is a {pick(rng, words)} {noun}"]
-        if _is_unique_step(attr, old, new):
+        if _is_unique_step(attr, old):
             options.append("is shorter" if _ordinal_step(attr, old, new) < 0 else "is longer")
         return pick(rng, options)
     if attr == "neckline":

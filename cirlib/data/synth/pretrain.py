@@ -8,8 +8,6 @@ benchmark image (a test checks this on the rendered bytes).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 from PIL import Image
 
@@ -38,10 +36,3 @@ def pretraining_pair(seed: int, index: int, quality: str | None = None) -> tuple
     scene = random_scene(rng, 1, 4)
     return render_scene(scene, rng), scene_caption(scene, rng, quality)
 
-
-def pretraining_stream(seed: int, start: int = 0, stop: int | None = None) -> Iterator[tuple[Image.Image, str]]:
-    """Pairs ``start, start + 1, ...`` (endless when ``stop`` is None)."""
-    index = start
-    while stop is None or index < stop:
-        yield pretraining_pair(seed, index)
-        index += 1
