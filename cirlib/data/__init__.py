@@ -10,7 +10,7 @@ from cirlib.data.circo import CIRCO
 from cirlib.data.cirr import CIRR
 from cirlib.data.errors import DatasetError
 from cirlib.data.fashioniq import FashionIQ, fashioniq_query_text, fashioniq_query_texts_both_orders
-from cirlib.data.jsonio import MissingImagesWarning
+from cirlib.data.reader import MissingImagesWarning
 from cirlib.data.records import CIRCOQuery, CIRRTriplet, FashionIQTriplet, ImgSet
 
 __all__ = [

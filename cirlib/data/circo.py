@@ -14,7 +14,8 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from cirlib.data.jsonio import DatasetReader, Record, iter_records
+from cirlib.data.jsonio import Record, iter_records
+from cirlib.data.reader import DatasetReader
 from cirlib.data.records import CIRCOQuery
 
 _COCO = "COCO2017_unlabeled"

@@ -16,7 +16,8 @@ from functools import partial
 from pathlib import Path
 
 from cirlib.data.errors import DatasetError
-from cirlib.data.jsonio import DatasetReader, Record, iter_records, value_kind
+from cirlib.data.jsonio import Record, iter_records, value_kind
+from cirlib.data.reader import DatasetReader
 from cirlib.data.records import CIRRTriplet, ImgSet
 
 _SOFT_VALUES = (1.0, 0.5, -1.0)

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
-from cirlib.data.jsonio import DatasetReader, check_names, iter_records
+from cirlib.data.jsonio import check_names, iter_records
+from cirlib.data.reader import DatasetReader
 from cirlib.data.records import FashionIQTriplet
 
 _STRIP = ".?, "

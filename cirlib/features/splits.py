@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from cirlib.data import CIRCO, CIRR, FashionIQ, fashioniq_query_text
-from cirlib.data.jsonio import DatasetReader
+from cirlib.data.reader import DatasetReader
 from cirlib.encoders.loading import Encoder
 from cirlib.features.cache import FeatureCache
 

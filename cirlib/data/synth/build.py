@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from cirlib.data.errors import DatasetError
-from cirlib.data.jsonio import preview
+from cirlib.data.reader import preview
 from cirlib.data.synth.card import CARD_FILES, write_datacards
 from cirlib.data.synth.circo import build_circo
 from cirlib.data.synth.cirr import build_cirr
