@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import sys
-import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
-from cirlib.analysis.benchmark import format_summary, prepare_benchmark
-from cirlib.data.synth.config import SIZES, preset
+from cirlib.data.synth.config import SIZES
 from cirlib.experiments import paper_numbers
-from cirlib.util.atomic import write_json
-from cirlib.util.config import PRECISIONS, load_config
-from cirlib.util.errors import CirlibError, FileError
+from cirlib.util.config import PRECISIONS
+from cirlib.util.errors import CirlibError
+
+
+def _command(module: str, name: str) -> Callable[[argparse.Namespace], int | None]:
+    """The command function ``module.name``, imported only when the command runs, so that parsing (and
+    ``cirlib synth``) never imports what another command needs (torch)."""
+    return lambda args: getattr(importlib.import_module(module), name)(args)
 
 
 def _add_synth_arguments(parser: argparse.ArgumentParser, default_size: str, overwrite_flag: bool = True) -> None:
@@ -33,151 +35,6 @@ def _add_synth_arguments(parser: argparse.ArgumentParser, default_size: str, ove
                                  "repair the files that differ")
 
 
-def _synth(args: argparse.Namespace) -> dict:
-    config = preset(args.size, seed=args.seed)
-    print(f"synth config: {json.dumps(config.to_json())}", flush=True)
-    start = time.perf_counter()
-    manifest = prepare_benchmark(args.out, config, workers=args.workers, overwrite=args.overwrite,
-                                 verify=args.verify)
-    print(format_summary(manifest))
-    print(f"\nbenchmark ready in {args.out} ({time.perf_counter() - start:.0f} s); datacards: {args.out}/*/datacard.md")
-    return manifest
-
-
-def _zeroshot(args: argparse.Namespace) -> None:
-    # Imported here so that `cirlib synth` does not pay for importing torch.
-    from cirlib.encoders import describe, load_encoder
-    from cirlib.evaluation.evaluate import benchmark_features, evaluate_methods, format_results
-    from cirlib.features import FeatureCache
-    from cirlib.features.splits import merged_missing, missing_summary
-    from cirlib.fusion import ZERO_SHOT_BASELINES
-
-    encoder = load_encoder(args.model, pretrained=args.pretrained, preprocess=args.preprocess, device=args.device,
-                           precision=args.feature_precision, quick_gelu=args.quick_gelu)
-    run = {"model": args.model, "pretrained": args.pretrained, "encoder": describe(encoder),
-           "benchmark": str(args.out), "cache": str(args.cache), "on_missing": args.on_missing}
-    print(f"zero-shot config: {json.dumps(run)}", flush=True)
-    features = benchmark_features(encoder, FeatureCache(args.cache), args.out, args.on_missing)
-    results = evaluate_methods(features, ZERO_SHOT_BASELINES)
-    missing = {name: missing_summary(merged_missing(split))
-               for name, split in zip(("fashioniq", "cirr", "circo"), features)}
-    print("\n" + format_results(results))
-    write_json(Path(args.results) / "zero_shot.json", {"config": run, "results": results, "missing": missing})
-    print(f"\nsaved {args.results}/zero_shot.json")
-
-
-def _pretrain(args: argparse.Namespace) -> None:
-    from cirlib.train.pretrain import PretrainConfig, pretrain
-
-    config = load_config(PretrainConfig, args.config, out=args.out, steps=args.steps, device=args.device,
-                         precision=args.precision)
-    pretrain(config, resume=args.resume, overwrite=args.overwrite)
-
-
-TRAIN_OVERRIDES = ("epochs", "seed", "device", "precision", "batch_size", "lr", "warmup_steps", "lr_schedule",
-                   "selection_metric")
-"""Config fields `cirlib train` sets from its options of the same names; the config checks them as it checks the
-YAML, and its errors then name "command line"."""
-
-
-def _train(args: argparse.Namespace) -> None:
-    from cirlib.experiments.jobs import load_job_config, seed_table
-
-    overrides = {name: getattr(args, name) for name in TRAIN_OVERRIDES}
-    if args.seeds:
-        if args.overwrite:
-            raise CirlibError("--seeds reuses the finished runs it finds; --overwrite replaces one run. Fix: delete "
-                              "the seed runs to retrain them, or drop --overwrite")
-        given = ", ".join("--" + name.replace("_", "-") for name, value in overrides.items() if value is not None)
-        if given:
-            raise CirlibError(f"--seeds trains each config as its file says, so {given} would be ignored. Fix: set "
-                              "those fields in the YAML files, or train one config without --seeds")
-        print(seed_table(args.config, args.seeds, args.results, runs=args.out, on_missing=args.on_missing))
-        return
-    if len(args.config) != 1:
-        raise ValueError("several --config files need --seeds (the multi-seed table); train one config at a time")
-    job, config = load_job_config(args.config[0], out=args.out, on_missing=args.on_missing, **overrides)
-    job.run(config, resume=args.resume, overwrite=args.overwrite)
-
-
-def _eval(args: argparse.Namespace) -> None:
-    from cirlib.evaluation.evaluate import format_table
-    from cirlib.experiments.jobs import evaluate_checkpoint
-
-    path = Path(args.run_dir) / f"{args.checkpoint}.safetensors" if Path(args.run_dir).is_dir() else Path(args.run_dir)
-    if not path.is_file():
-        raise FileError(path, "no checkpoint there", "pass a run folder of `cirlib train` or a .safetensors file")
-    result = evaluate_checkpoint(path, cache=args.cache, device=args.device, on_missing=args.on_missing)
-    print(f"eval config: {json.dumps(result['config'])}")
-    print(format_table({result["config"]["fusion"]: result["metrics"]}, list(result["metrics"]),
-                       f"{Path(result['config']['data_root']).name} (val), epoch {result['epoch']}, {path}"))
-    out = Path(args.results) / f"eval_{path.absolute().parent.name}_{path.stem}.json"
-    write_json(out, result)
-    print(f"saved {out}")
-
-
-def _study(args: argparse.Namespace) -> None:
-    from cirlib.experiments.moe_study import MoEStudyConfig, run_moe_study
-
-    config = load_config(MoEStudyConfig, args.config, seeds=args.seeds, runs=args.runs, results=args.results)
-    print(f"study config: {json.dumps(config.to_json())}", flush=True)
-    summary = run_moe_study(config)
-    print("\n\n".join(summary["tables"].values()))
-    print(f"saved {Path(config.results)}/moe_study.json, moe_study.md, moe_study_routing.png")
-
-
-def _reproduce(args: argparse.Namespace) -> None:
-    from dataclasses import asdict
-
-    from cirlib.experiments.reproduce import (
-        ReproduceConfig,
-        format_comparison,
-        reproduce,
-        resolve_settings,
-        save_result,
-    )
-
-    fields = ReproduceConfig.__dataclass_fields__
-    config = resolve_settings(load_config(ReproduceConfig, None, **{name: getattr(args, name) for name in fields}))
-    print(f"reproduce config: {json.dumps(asdict(config))}", flush=True)
-    result = reproduce(config)
-    print(format_comparison(result))
-    print(f"saved {save_result(result, config.results)}")
-
-
-def _demo(args: argparse.Namespace) -> None:
-    from cirlib.apps.demo import DemoConfig, run_demo
-
-    names = set(DemoConfig.__dataclass_fields__) - {"benchmark", "fusions"}
-    run_demo(DemoConfig(benchmark=args.out, **{name: getattr(args, name) for name in names}))
-
-
-def _assignment_release(args: argparse.Namespace) -> None:
-    from cirlib.assignment.release import default_notebooks, release, summary
-
-    print(summary(release(args.notebooks or default_notebooks(), args.out), args.out))
-
-
-def _assignment_check(args: argparse.Namespace) -> int:
-    from cirlib.assignment.selfcheck import passed_all, report, self_check
-
-    verdicts = self_check(args.notebook, timeout=args.timeout)
-    print(report(verdicts))
-    return 0 if passed_all(verdicts) else 1
-
-
-def _assignment_grade(args: argparse.Namespace) -> None:
-    from cirlib.assignment.grade import GradeOptions, grade
-    from cirlib.assignment.release import default_notebooks
-
-    options = GradeOptions(timeout=args.timeout, memory_mb=args.memory_mb or None, workers=args.workers,
-                           variant_seed_from=args.variant_seed_from)
-    reports = grade(args.submissions, args.out, args.instructor or default_notebooks(), options,
-                    lambda report: print(f"{report['student']}: {report['total']:g}/{report['max_total']:g} (manual "
-                                         "questions not counted)", flush=True))
-    print(f"graded {len(reports)} student(s) into {args.out}: students/<id>.json, class.csv, pass_rates.csv")
-
-
 def _add_assignment_parser(commands: argparse._SubParsersAction) -> None:
     """`cirlib assignment release|check|grade` (docs/teaching.md)."""
     assignment = commands.add_parser("assignment", help="course assignments: release, self-check, grade "
@@ -188,13 +45,13 @@ def _add_assignment_parser(commands: argparse._SubParsersAction) -> None:
     release.add_argument("notebooks", nargs="*", help="instructor notebooks or py:percent scripts (default: "
                                                       "notebooks/NN_*.ipynb)")
     release.add_argument("--out", required=True, help="folder for the release (new, empty, or an earlier release)")
-    release.set_defaults(run=_assignment_release)
+    release.set_defaults(run=_command("cirlib.assignment.commands", "release"))
 
     check = actions.add_parser("check", help="a student's self-check: run the notebook's checks in a fresh kernel; "
                                              "exit status 0 only when all pass")
     check.add_argument("notebook", help="the student's notebook")
     check.add_argument("--timeout", type=float, default=60, help="seconds per cell (default: 60)")
-    check.set_defaults(run=_assignment_check)
+    check.set_defaults(run=_command("cirlib.assignment.commands", "check"))
 
     grade = actions.add_parser("grade", help="grade a class: every student's notebooks with all checks, hidden "
                                              "ones included, each in its own process")
@@ -210,7 +67,7 @@ def _add_assignment_parser(commands: argparse._SubParsersAction) -> None:
     grade.add_argument("--variant-seed-from", choices=("student_id",), default=None,
                        help="derive each student's check inputs from their id (default: the same inputs for all)")
     grade.add_argument("--workers", type=int, default=1, help="submissions graded at once (default: 1)")
-    grade.set_defaults(run=_assignment_grade)
+    grade.set_defaults(run=_command("cirlib.assignment.commands", "grade"))
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -263,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     synth = commands.add_parser("synth", help="write the synthetic FashionIQ / CIRR / CIRCO benchmark")
     _add_synth_arguments(synth, default_size="medium")
-    synth.set_defaults(run=_synth)
+    synth.set_defaults(run=_command("cirlib.apps.commands", "synth"))
 
     zeroshot = commands.add_parser("zeroshot", help="zero-shot baselines (image, text, sum) on the synthetic benchmark")
     zeroshot.add_argument("--out", default="data/synth", help="benchmark folder (built by cirlib synth)")
@@ -273,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "every device; bfloat16/float16 extract faster on GPUs and change the numbers slightly")
     _add_on_missing_argument(zeroshot, "error")
     _add_quick_gelu_argument(zeroshot, "what the pretrained tag's (or model folder's) config says")
-    zeroshot.set_defaults(run=_zeroshot)
+    zeroshot.set_defaults(run=_command("cirlib.apps.commands", "zeroshot"))
 
     pretrain = commands.add_parser("pretrain", help="train a small CLIP on the synthetic pretraining stream")
     pretrain.add_argument("--config", default=None, help="YAML with PretrainConfig fields")
@@ -282,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--device", default=None)
     _add_precision_argument(pretrain, None)
     _add_run_arguments(pretrain, "checkpoint.safetensors")
-    pretrain.set_defaults(run=_pretrain)
+    pretrain.set_defaults(run=_command("cirlib.apps.commands", "pretrain"))
 
     train = commands.add_parser("train", help="train a model from a YAML config (its `kind` picks the job)")
     train.add_argument("--config", nargs="+", required=True, help="YAML file(s), e.g. configs/synth_combiner_cirr.yaml")
@@ -306,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_precision_argument(train, None)
     _add_run_arguments(train, "last.safetensors (inversion kinds: checkpoint.safetensors)")
     _add_on_missing_argument(train, None, "; default: the config's on_missing field (error if absent)")
-    train.set_defaults(run=_train)
+    train.set_defaults(run=_command("cirlib.apps.commands", "train"))
 
     evaluate = commands.add_parser("eval", help="evaluate a trained fusion checkpoint on its validation split")
     evaluate.add_argument("--run", dest="run_dir", required=True,
@@ -317,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="feature cache folder (never the one stored in the checkpoint's config)")
     evaluate.add_argument("--results", default="results", help="where the results JSON goes")
     _add_on_missing_argument(evaluate, None, "; default: what the run was trained with")
-    evaluate.set_defaults(run=_eval)
+    evaluate.set_defaults(run=_command("cirlib.apps.commands", "evaluate"))
 
     study = commands.add_parser("study", help="the MoE gating study: routing variants x seeds, trained and analysed "
                                               "(cirlib.experiments.moe_study)")
@@ -325,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--seeds", type=int, nargs="+", default=None, help="override the config's seeds")
     study.add_argument("--runs", default=None, help="override where the training runs go")
     study.add_argument("--results", default=None, help="override where the tables and figure go")
-    study.set_defaults(run=_study)
+    study.set_defaults(run=_command("cirlib.apps.commands", "study"))
 
     reproduce = commands.add_parser("reproduce", help="a paper setting on a real dataset, beside the paper's numbers")
     reproduce.add_argument("--dataset", required=True, choices=paper_numbers.DATASETS)
@@ -357,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--results", default="results",
                            help="where the result file (reproduce_<dataset>_<method>_<split>_<settings hash>.json) "
                                 "and the submission files go")
-    reproduce.set_defaults(run=_reproduce)
+    reproduce.set_defaults(run=_command("cirlib.apps.commands", "reproduce"))
 
     demo = commands.add_parser("demo", help="the main job, end to end, on the synthetic benchmark (cirlib.apps.demo)")
     _add_synth_arguments(demo, default_size="medium", overwrite_flag=False)
@@ -368,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--configs", default="configs", help="folder of synth_<fusion>_<dataset>.yaml")
     demo.add_argument("--runs", default="runs/demo", help="where the training runs go")
     _add_precision_argument(demo, "auto")
-    demo.set_defaults(run=_demo)
+    demo.set_defaults(run=_command("cirlib.apps.commands", "demo"))
     _add_assignment_parser(commands)
     return parser
 

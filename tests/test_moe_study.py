@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from cirlib.analysis.gating import balance_summary, expert_off_method
-from cirlib.experiments.jobs import evaluate
+from cirlib.experiments.job_features import evaluate
 from cirlib.experiments.moe_study import (
     KNOCKOUT,
     SUMMARY_COLUMNS,
@@ -148,7 +148,7 @@ def test_tables_give_mean_and_sample_std_over_seeds():
 def test_knockouts_equal_evaluating_with_the_expert_switched_off(small_benchmark, tmp_path):
     from cirlib.analysis.edits import query_groups
     from cirlib.encoders import load_encoder
-    from cirlib.experiments.jobs import val_features
+    from cirlib.experiments.job_features import val_features
     from cirlib.experiments.moe_study import query_texts
     from cirlib.features import FeatureCache
     from tests.helpers import tiny_model_dir

@@ -16,7 +16,8 @@ from cirlib.cli import main
 from cirlib.encoders import load_encoder
 from cirlib.encoders.clip_model import build_clip
 from cirlib.encoders.loading import config_encoder
-from cirlib.experiments.jobs import evaluate, load_job_config, run_stage1_job, val_features
+from cirlib.experiments.job_features import evaluate, val_features
+from cirlib.experiments.jobs import load_job_config, run_stage1_job
 from cirlib.experiments.stage1_table import comparison_configs, config_paths, stage1_comparison
 from cirlib.features import FeatureCache
 from cirlib.fusion import sum_fusion

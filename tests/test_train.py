@@ -227,3 +227,14 @@ def test_config_variants_get_their_own_run_folder(tmp_path):
     assert first.epochs == 5 and first.fusion == "combiner" and first.out.startswith(str(tmp_path / "runs" / "a-"))
     assert config_variant(tmp_path / "a.yaml", tmp_path / "runs", epochs=5).out == first.out
     assert config_variant(tmp_path / "a.yaml", tmp_path / "runs", epochs=6).out != first.out
+
+
+def test_seed_table_rows_are_mean_and_std_per_column_with_parameter_counts():
+    from cirlib.experiments.seeds import format_seed_table
+
+    rows = {"image only": {"parameters": 0, "mean_std": {"R@1": [1.234, 0.0], "Avg": [50.04, 0.0]}},
+            "combiner": {"parameters": 1234567, "mean_std": {"R@1": [12.25, 1.04], "Avg": [33.3, 0.56]}}}
+    assert format_seed_table({"label": "synth-cirr", "rows": rows}, ["R@1", "Avg"], [0, 1, 2]) == (
+        "synth-cirr (val, best epoch; mean ± std over seeds 0, 1, 2)\n\n"
+        "| method | params | R@1 | Avg |\n|---|---|---|---|\n"
+        "| image only | 0 | 1.2 ± 0.0 | 50.0 ± 0.0 |\n| combiner | 1,234,567 | 12.2 ± 1.0 | 33.3 ± 0.6 |")

@@ -35,7 +35,8 @@ from cirlib.data.synth.config import SIZES, preset
 from cirlib.encoders import describe, load_encoder
 from cirlib.encoders.transforms import PREPROCESS_KINDS
 from cirlib.evaluation.evaluate import CIRR_COLUMNS, FASHIONIQ_COLUMNS, markdown_table
-from cirlib.experiments.jobs import config_variant, evaluate, run_fusion_job
+from cirlib.experiments.job_features import evaluate
+from cirlib.experiments.jobs import config_variant, run_fusion_job
 from cirlib.features import FeatureCache
 from cirlib.features.captions import split_features, synth_captioned_splits
 from cirlib.fusion import ZERO_SHOT_BASELINES

@@ -36,7 +36,8 @@ from cirlib.analysis.gating import (
     top_expert_edit_type_nmi,
 )
 from cirlib.encoders.loading import config_encoder
-from cirlib.experiments.jobs import ValFeatures, evaluate, fusion_method, load_job_config, run_fusion_job, val_features
+from cirlib.experiments.job_features import ValFeatures, evaluate, val_features
+from cirlib.experiments.jobs import fusion_method, load_job_config, run_fusion_job
 from cirlib.features import FeatureCache
 from cirlib.features.splits import SplitFeatures
 from cirlib.fusion import option_types

@@ -21,14 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cirlib.encoders.loading import config_encoder
-from cirlib.experiments.jobs import (
-    format_seed_table,
-    load_job_config,
-    mean_std,
-    run_fusion_job,
-    run_stage1_job,
-    seed_variant,
-)
+from cirlib.experiments.jobs import load_job_config, run_fusion_job, run_stage1_job
+from cirlib.experiments.seeds import format_seed_table, mean_std, seed_variant
 from cirlib.train.run_folder import config_differences
 from cirlib.train.stage1 import BEST, Stage1Config
 from cirlib.train.stage2 import DATASETS, FusionTrainConfig

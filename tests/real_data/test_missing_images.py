@@ -13,7 +13,7 @@ import torch
 from cirlib.cli import main
 from cirlib.data import DatasetError
 from cirlib.encoders import load_encoder
-from cirlib.experiments import jobs as experiments
+from cirlib.experiments.job_features import val_features
 from cirlib.features import FeatureCache, fashioniq_features
 from cirlib.features import cache as cache_module
 from cirlib.train.stage2 import FusionTrainConfig
@@ -164,7 +164,7 @@ def test_train_eval_reproduce_and_zeroshot_labels_share_one_cache_entry(fiq_root
     monkeypatch.setattr(cache_module, "encode_texts", counting("texts", cache_module.encode_texts))
     encoder, cache = load_encoder(str(model), device="cpu"), FeatureCache(tmp_path / "cache")
     config = FusionTrainConfig(dataset="fashioniq", categories=["dress"], data_root=str(fiq_root))
-    trained = experiments.val_features(encoder, cache, config)["dress"]  # `cirlib train` and `cirlib eval`
+    trained = val_features(encoder, cache, config)["dress"]  # `cirlib train` and `cirlib eval`
     assert encoded == {"images": 4, "texts": 3}
     reproduced = fashioniq_features(encoder, cache, fiq_root, "dress", "val")  # `cirlib reproduce`'s label
     zeroshot = fashioniq_features(encoder, cache, fiq_root, "dress", "val", dataset="synth-fashioniq")

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from cirlib import cli
+from cirlib.apps import commands
 from cirlib.util.workers import process_pool
 
 
@@ -22,7 +23,7 @@ def _interrupt_handler(_: int) -> bool:
 def test_ctrl_c_in_any_command_is_one_line_and_exit_status_130(monkeypatch, capsys):
     def interrupted(args):
         raise KeyboardInterrupt
-    monkeypatch.setattr(cli, "_synth", interrupted)
+    monkeypatch.setattr(commands, "synth", interrupted)
     assert cli.main(["synth", "--out", "unused"]) == 130
     assert capsys.readouterr().err.strip() == "interrupted; rerun the same command to resume (finished work is kept)"
 
