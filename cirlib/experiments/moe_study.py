@@ -46,6 +46,7 @@ from cirlib.train.stage2 import BEST, FusionTrainConfig, load_trained_fusion
 from cirlib.util.atomic import save_figure, write_json, write_text
 from cirlib.util.config import check_mapping, json_sha256, setting, validate
 from cirlib.util.errors import ConfigError
+from cirlib.util.tables import markdown_table
 
 VARIANTS: dict[str, dict] = {
     "default": {},                                                   # the faithful design: top-2, no auxiliary loss
@@ -212,14 +213,11 @@ def study_tables(records: Sequence[Mapping]) -> dict[str, str]:
     for dataset in dict.fromkeys(r["dataset"] for r in records):
         rows = [r for r in records if r["dataset"] == dataset]
         columns = list(rows[0]["row"])
-        lines = [f"{dataset} (val, best epoch; mean ± std over seeds {sorted({r['seed'] for r in rows})})", "",
-                 "| variant | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-        for variant in dict.fromkeys(r["variant"] for r in rows):
-            runs = [r["row"] for r in rows if r["variant"] == variant]
-            lines.append(f"| {variant} | " + " | ".join(_mean_std([run[c] for run in runs], c) for c in columns) + " |")
-        tables[dataset] = "\n".join(lines)
+        cells = ([variant, *(_mean_std([r["row"][c] for r in rows if r["variant"] == variant], c) for c in columns)]
+                 for variant in dict.fromkeys(r["variant"] for r in rows))
+        tables[dataset] = markdown_table(["variant", *columns], cells, f"{dataset} (val, best epoch; mean ± std over "
+                                         f"seeds {sorted({r['seed'] for r in rows})})")
     return tables
-
 
 SUMMARY_COLUMNS = ("top share", "NMI edit type", "NMI cause", "largest knockout cost", "train seconds")
 """The columns the one-line-per-variant summary shows for every dataset, after each dataset's headline recall."""
@@ -229,18 +227,16 @@ def summary_table(records: Sequence[Mapping]) -> str:
     """One markdown row per variant, both datasets side by side ("FIQ / CIRR" in each cell): the headline recall
     (:data:`KNOCKOUT`), then :data:`SUMMARY_COLUMNS`, each mean ± sample std over the seeds."""
     datasets = list(dict.fromkeys(r["dataset"] for r in records))
-    columns = [" / ".join(KNOCKOUT[d] for d in datasets), *SUMMARY_COLUMNS]
-    lines = [f"all datasets ({' / '.join(datasets)}; val, best epoch; mean ± std over seeds "
-             f"{sorted({r['seed'] for r in records})})", "", "| variant | " + " | ".join(columns) + " |",
-             "|---" * (len(columns) + 1) + "|"]
-    for variant in dict.fromkeys(r["variant"] for r in records):
-        def cell(column: str | None) -> str:
-            return " / ".join(_mean_std([r["row"][column or KNOCKOUT[d]] for r in records
-                                         if r["variant"] == variant and r["dataset"] == d], column or "recall")
-                              for d in datasets)
-        lines.append(f"| {variant} | " + " | ".join([cell(None), *map(cell, SUMMARY_COLUMNS)]) + " |")
-    return "\n".join(lines)
 
+    def cell(variant: str, column: str | None) -> str:
+        return " / ".join(_mean_std([r["row"][column or KNOCKOUT[d]] for r in records
+                                     if r["variant"] == variant and r["dataset"] == d], column or "recall")
+                          for d in datasets)
+    rows = ([variant, cell(variant, None), *(cell(variant, c) for c in SUMMARY_COLUMNS)]
+            for variant in dict.fromkeys(r["variant"] for r in records))
+    title = (f"all datasets ({' / '.join(datasets)}; val, best epoch; mean ± std over seeds "
+             f"{sorted({r['seed'] for r in records})})")
+    return markdown_table(["variant", " / ".join(KNOCKOUT[d] for d in datasets), *SUMMARY_COLUMNS], rows, title)
 
 def routing_figure(records: Sequence[Mapping], seed: int | None = None) -> plt.Figure:
     """Mean router weight per edit type and expert: one heatmap per (variant, dataset), of ``seed`` (default: the

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from cirlib.data.synth.render import encode_image
 from cirlib.data.synth.vocab import BACKGROUNDS, CELL_WORDS, GARMENT_VALUES, OBJECT_COLOURS, SHAPES, SIZES
 from cirlib.util.atomic import write_atomic, write_text
+from cirlib.util.tables import markdown_table
 
 EXAMPLES = 8
 CARD, EXAMPLES_PICTURE = "datacard.md", "examples.png"
@@ -52,16 +53,10 @@ def example_grid(rows: list[tuple[Path, Path, str]], thumb: int = 112) -> Image.
     return sheet
 
 
-def _table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _sanity_table(sanity: dict[str, dict]) -> str:
     metrics = list(next(iter(sanity.values())))
-    return _table(["baseline", *[str(m) for m in metrics]],
-                  [[label, *[f"{values[m]:.1f}" for m in metrics]] for label, values in sanity.items()])
+    return markdown_table(["baseline", *[str(m) for m in metrics]],
+                          [[label, *[f"{values[m]:.1f}" for m in metrics]] for label, values in sanity.items()])
 
 
 def _write_grid(root: Path, rows: list[tuple[Path, Path, str]]) -> None:
@@ -92,7 +87,7 @@ def fashioniq_card(root: Path, config: dict, counts: dict, sanity: dict) -> str:
                 "Each gallery holds distinct garments; a query's target differs from its reference in 1-3 "
                 "attributes, so exactly one gallery image is correct. Nuisance: aspect ratio, scale, position, "
                 "tilt, background tint, lighting, pixel noise.", config),
-        "## Counts\n" + _table(["category", "split", "gallery", "queries"], rows),
+        "## Counts\n" + markdown_table(["category", "split", "gallery", "queries"], rows),
         "## Attributes\n" + attributes,
         "## Relative captions\nTwo per pair, lower case, from templates with synonyms: absolute (\"is red\", "
         "\"has a v-neck\"), contrastive (\"is solid instead of striped\"), comparative only where it names one value "
@@ -119,12 +114,12 @@ def cirr_card(root: Path, config: dict, counts: dict, sanity: dict) -> str:
         _header("synth-cirr", "Rendered scenes of 1-4 shapes on a 3x3 grid, in CIRR's official layout. Images come "
                 f"in families of {config['cirr_family_size']}: a base scene and its one-edit variants, cut into "
                 "image sets of six. A query joins two members of one set; the caption names one or two edits.", config),
-        "## Counts\n" + _table(["split", "gallery", "queries", "img_sets"],
-                               [[s, c["gallery"], c["queries"], c["img_sets"]] for s, c in counts.items()]),
+        "## Counts\n" + markdown_table(["split", "gallery", "queries", "img_sets"],
+                                       [[s, c["gallery"], c["queries"], c["img_sets"]] for s, c in counts.items()]),
         "## Attributes\n" + f"- **shape**: {', '.join(SHAPES)}\n- **colour**: {', '.join(OBJECT_COLOURS)}\n"
         f"- **size**: {', '.join(SIZES)}\n- **cell**: {', '.join(w[0] for w in CELL_WORDS)}\n"
         f"- **background**: {', '.join(BACKGROUNDS)}",
-        "## Edits (val)\n" + _table(["edit", "count"], sorted(kinds.items())) +
+        "## Edits (val)\n" + markdown_table(["edit", "count"], sorted(kinds.items())) +
         f"\n\nEdits per caption: {dict(sorted(n_edits.items()))}. Captions may leave the size or the cell of an "
         f"added object free, or name only the row of a move; {soft} of {len(meta)} val queries then have other set "
         "members that also fit, marked 0.5 in `target_soft`.\n\nExamples:\n" +
@@ -148,12 +143,14 @@ def circo_card(root: Path, config: dict, counts: dict, sanity: dict) -> str:
                 "several gallery images are correct; `gt_img_ids` lists every gallery image that satisfies the "
                 "caption (checked against all of them), the annotated target first. The gallery also holds wrong "
                 "one-edit variants of each reference and near misses of the correct images.", config),
-        "## Counts\n" + _table(["split", "queries", "mean ground truths"],
-                               [[s, c["queries"], c["mean_gt"]] for s, c in counts.items() if s != "gallery"]) +
+        "## Counts\n" + markdown_table(["split", "queries", "mean ground truths"],
+                                       [[s, c["queries"], c["mean_gt"]] for s, c in counts.items() if s != "gallery"]) +
         f"\n\nGallery: {counts['gallery']['images']} images (shared by val and test, like COCO unlabeled2017).",
-        "## Ground truths per val query\n" + _table(["ground truths (6 = 6 or more)", "queries"], sorted(gts.items())),
-        "## Semantic aspects (val)\n" + _table(["aspect", "queries"], sorted(aspects.items())),
-        "Examples:\n" + "\n".join(f"- \"{r['relative_caption']}\" (shared concept: {r['shared_concept']})" for r in shown),
+        "## Ground truths per val query\n" + markdown_table(["ground truths (6 = 6 or more)", "queries"],
+                                                             sorted(gts.items())),
+        "## Semantic aspects (val)\n" + markdown_table(["aspect", "queries"], sorted(aspects.items())),
+        "Examples:\n" + "\n".join(f"- \"{r['relative_caption']}\" (shared concept: {r['shared_concept']})"
+                                  for r in shown),
         GALLERY_CAPTIONS_DOC.format(file="unlabeled2017"),
         "## Sanity (val, mAP@K, reference excluded; see `cirlib.analysis.sanity`)\n" + _sanity_table(sanity),
         "![examples](examples.png)\n"])
