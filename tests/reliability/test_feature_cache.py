@@ -270,7 +270,7 @@ CHILD = """
 import sys, time
 from pathlib import Path
 import cirlib.features.cache as cache_module
-from cirlib.encoders import FeatureCache, load_encoder
+from cirlib import FeatureCache, load_encoder
 
 model, folder, *paths = sys.argv[1:]
 real = cache_module.encode_images
