@@ -53,11 +53,11 @@ def zeroshot(args: argparse.Namespace) -> None:
 
 def pretrain(args: argparse.Namespace) -> None:
     """Train a small CLIP on the synthetic pretraining stream."""
-    from cirlib.train.pretrain import PretrainConfig, pretrain
+    from cirlib.train import pretrain as pretraining
 
-    config = load_config(PretrainConfig, args.config, out=args.out, steps=args.steps, device=args.device,
+    config = load_config(pretraining.PretrainConfig, args.config, out=args.out, steps=args.steps, device=args.device,
                          precision=args.precision)
-    pretrain(config, resume=args.resume, overwrite=args.overwrite)
+    pretraining.pretrain(config, resume=args.resume, overwrite=args.overwrite)
 
 
 TRAIN_OVERRIDES = ("epochs", "seed", "device", "precision", "batch_size", "lr", "warmup_steps", "lr_schedule",
@@ -120,20 +120,15 @@ def reproduce(args: argparse.Namespace) -> None:
     """A paper setting on a real dataset, printed beside the paper's numbers and saved."""
     from dataclasses import asdict
 
-    from cirlib.experiments.reproduce import (
-        ReproduceConfig,
-        format_comparison,
-        reproduce,
-        resolve_settings,
-        save_result,
-    )
+    from cirlib.experiments import reproduce as reproduction
 
-    fields = ReproduceConfig.__dataclass_fields__
-    config = resolve_settings(load_config(ReproduceConfig, None, **{name: getattr(args, name) for name in fields}))
+    fields = reproduction.ReproduceConfig.__dataclass_fields__
+    config = reproduction.resolve_settings(load_config(reproduction.ReproduceConfig, None,
+                                                       **{name: getattr(args, name) for name in fields}))
     print(f"reproduce config: {json.dumps(asdict(config))}", flush=True)
-    result = reproduce(config)
-    print(format_comparison(result))
-    print(f"saved {save_result(result, config.results)}")
+    result = reproduction.reproduce(config)
+    print(reproduction.format_comparison(result))
+    print(f"saved {reproduction.save_result(result, config.results)}")
 
 
 def demo(args: argparse.Namespace) -> None:
