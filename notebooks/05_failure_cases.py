@@ -53,8 +53,8 @@ import pandas as pd
 
 from cirlib.analysis import failure_examples, grid_inputs, group_table, synth_image_path
 from cirlib.apps import DATASETS, DemoConfig, demo_outcomes, run_demo
+from cirlib.metrics import protocol
 from cirlib.viz import difference_text, group_recall_bars, ranking, ranking_text, retrieval_grid, should_see, takeaways
-from cirlib.weimocir import SELECT_BY
 
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 paths = {"cache": str(ROOT / "data" / "cache"), "configs": str(ROOT / "configs")}
@@ -90,7 +90,7 @@ def short(name: str, dataset: str) -> str:
 
 lines, orders = [], {}
 for dataset, rows in result.tables.items():
-    metric = SELECT_BY[dataset]
+    metric = protocol(dataset).select_by
     values = {short(name, dataset): row[metric] for name, row in rows.items()}  # WeiMoCIR: the held-out row
     orders[dataset] = ranking({method: values[method] for method in MEDIUM[dataset]})
     same = orders[dataset] == ranking(MEDIUM[dataset])

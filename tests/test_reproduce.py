@@ -10,7 +10,9 @@ from cirlib.data import CIRR
 from cirlib.encoders import load_encoder
 from cirlib.evaluation.evaluate import evaluate_cirr
 from cirlib.experiments.paper_numbers import paper_result
-from cirlib.experiments.reproduce import MissingDatasetError, ReproduceConfig, _scorer, format_comparison, reproduce
+from cirlib.experiments.reproduce import format_comparison, reproduce
+from cirlib.experiments.reproduce_config import MissingDatasetError, ReproduceConfig
+from cirlib.experiments.reproduce_measure import scorer
 from cirlib.features import FeatureCache, cirr_features
 from cirlib.features.captions import captioned_split
 from cirlib.fusion import image_only
@@ -82,7 +84,7 @@ def test_weimocir_at_alpha_other_than_beta_equals_the_plain_weighted_similarity(
     expected = cirr_recall(plain(0.7, 0.3), f.gallery_names, f.reference_names, f.target_names,
                            f.extra["img_set_members"])
     assert measured == pytest.approx(expected, abs=1e-6)
-    scores = _scorer(encoder, cache, config, features, image_path)(slice(None))
+    scores = scorer(encoder, cache, config, features, image_path)(slice(None))
     torch.testing.assert_close(scores, plain(0.7, 0.3), atol=1e-5, rtol=0)
     assert not torch.allclose(plain(0.3, 0.7), plain(0.7, 0.3), atol=1e-3)
     # beside it: (α, β) chosen on held-out halves of val, and the best cell of val itself (an upper bound)

@@ -14,6 +14,7 @@ from cirlib.fusion import image_only, text_only
 from cirlib.metrics import circo_map, cirr_recall, fashioniq_recall
 from cirlib.metrics.ranks import subset_target_ranks, target_ranks
 from cirlib.weimocir import weighted_similarity
+from cirlib.weimocir.grid_metrics import grid_targets, named_metrics
 from cirlib.weimocir.report import (
     CAPTION_SUBSETS,
     best_cells_markdown,
@@ -28,8 +29,6 @@ from cirlib.weimocir.sweeps import (
     GRID,
     ScoreGrid,
     SweepResult,
-    _named_metrics,
-    _protocol,
     best_cell,
     per_cell_sweep,
     sweep,
@@ -108,10 +107,10 @@ def test_rank_counting_equals_the_metrics_functions_under_heavy_ties(kind):
     f = split.features
     gen = torch.Generator().manual_seed(0)
     scores = torch.round(torch.randn(30, len(f.gallery_names), generator=gen))  # few distinct values: many ties
-    protocol = _protocol(split, exclude_reference=False)
-    ranks = target_ranks(scores, protocol.relevant, protocol.exclude)
-    subset = None if protocol.subset is None else subset_target_ranks(scores, protocol.subset, protocol.relevant[:, 0])
-    fast = {name: float(v) for name, v in _named_metrics(kind, ranks, subset, (protocol.relevant >= 0).sum(1)).items()}
+    targets = grid_targets(split, exclude_reference=False)
+    ranks = target_ranks(scores, targets.relevant, targets.exclude)
+    subset = None if targets.subset is None else subset_target_ranks(scores, targets.subset, targets.relevant[:, 0])
+    fast = {name: float(v) for name, v in named_metrics(targets, ranks, subset).items()}
     if kind == "fashioniq":
         plain = {f"R@{k}": v for k, v in fashioniq_recall(scores, f.gallery_names, f.target_names).items()}
     elif kind == "cirr":

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from cirlib.features.captions import CaptionedSplit
-from cirlib.metrics import circo_map, cirr_recall, fashioniq_recall, fashioniq_summary
+from cirlib.metrics import circo_map, cirr_recall, fashioniq_recall, fashioniq_summary, protocol
 from cirlib.weimocir import weighted_similarity
 from cirlib.weimocir.select import fold, held_out_choice, query_halves
-from cirlib.weimocir.sweeps import SELECT_BY, best_cell, per_cell_sweep, sweep
+from cirlib.weimocir.sweeps import best_cell, per_cell_sweep, sweep
 from tests.helpers import random_split
 
 CATEGORIES = ("dress", "shirt", "toptee")
@@ -95,7 +95,7 @@ def test_held_out_metrics_equal_the_plain_reference(case, variant):
     split = make()
     full = sweep(split, ALPHAS, BETAS, variant, exclude_reference=exclude, progress=False)
     choice = held_out_choice(split, variant, seed=7, full=full, exclude_reference=exclude, device="cpu")
-    halves, metric = query_halves(split, seed=7), SELECT_BY[case]
+    halves, metric = query_halves(split, seed=7), protocol(case).select_by
     assert choice.metric == metric and choice.kind == case
     for index, other in ((0, 1), (1, 0)):
         chosen_on = per_cell_sweep(fold(split, halves, other), ALPHAS, BETAS, variant, exclude_reference=exclude,

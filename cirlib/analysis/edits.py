@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cirlib.data import CIRR, FashionIQ
+from cirlib.metrics.protocols import protocol
 
 EditTypes = list[list[str]]
 
@@ -107,7 +108,7 @@ def query_groups(dataset: str, root: Path | str, texts: Mapping[str, Sequence[st
 
     ``texts``: the queries' texts, FashionIQ as {category: texts} (the categories it names, in order), CIRR as one
     list (its vague captions count as caption noise)."""
-    if dataset == "fashioniq":
+    if protocol(dataset).has_categories:
         types = fashioniq_edit_types(root, list(texts), split)
         return types, query_causes(types, [t for part in texts.values() for t in part])
     types = cirr_edit_types(root, split)

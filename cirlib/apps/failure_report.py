@@ -19,14 +19,14 @@ from cirlib.apps.demo import DATASETS, DemoResult
 from cirlib.experiments.jobs import fusion_method
 from cirlib.features.captions import split_features
 from cirlib.fusion import ZERO_SHOT_BASELINES
+from cirlib.metrics.protocols import protocol
 from cirlib.train.stage2 import LAST, load_trained_fusion
-from cirlib.weimocir.sweeps import SELECT_BY
 
 
 def best_methods(result: DemoResult, dataset: str) -> tuple[str, str]:
     """(best trained row, best training-free row) of the demo's table, by the dataset's selection metric; WeiMoCIR's
     upper-bound row (chosen on val itself) is no method and never the training-free one."""
-    rows, metric = result.tables[dataset], SELECT_BY[dataset]
+    rows, metric = result.tables[dataset], protocol(dataset).select_by
     trained = [name for name in rows if any(name in runs for runs in result.runs.values())]
     free = [name for name in rows if name not in trained and name != result.upper_bound_label(dataset)]
     return max(trained, key=lambda m: rows[m][metric]), max(free, key=lambda m: rows[m][metric])
@@ -43,8 +43,8 @@ def demo_outcomes(result: DemoResult, dataset: str, k: int = 5) -> tuple[pd.Data
         scores[free] = result.weimocir_scores(dataset)
     else:
         scores[free] = method_scores(ZERO_SHOT_BASELINES[free], features)
-    texts = {c: f.query_texts for c, f in features.items()} if dataset == "fashioniq" else features.query_texts
+    rules = protocol(dataset)
+    texts = {c: f.query_texts for c, f in features.items()} if rules.has_categories else features.query_texts
     types, causes = query_groups(dataset, Path(result.config.benchmark) / DATASETS[dataset], texts)
-    frame = query_outcomes(features, scores, types, causes,
-                           exclude_reference=dataset == "cirr", k=k)
+    frame = query_outcomes(features, scores, types, causes, exclude_reference=rules.removes_reference(), k=k)
     return frame, (trained, free)

@@ -30,25 +30,18 @@ from cirlib.metrics import (
     recall_at_k,
     top_k_indices,
 )
+from cirlib.metrics.protocols import CIRCO, CIRR, FASHIONIQ, PROTOCOLS, map_columns, protocol
 from cirlib.metrics.ranking import Name, _name_array, _require_known
-from cirlib.metrics.recall import CIRR_MEANS, cirr_means
+from cirlib.metrics.recall import cirr_means
+from cirlib.util import tables
 from cirlib.util.errors import CirlibError
 
 Method = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-FASHIONIQ_KS = (10, 50)
-CIRR_KS = (1, 5, 10, 50)
-CIRR_SUBSET_KS = (1, 2, 3)
-CIRCO_KS = (5, 10, 25, 50)
-
 
 def metric_names(dataset: str, categories: Sequence[str] = FashionIQ.CATEGORIES) -> list[str]:
-    """The keys of :func:`evaluate_fashioniq` (over ``categories``) or :func:`evaluate_cirr`, known before any
-    evaluation, so that a config's ``selection_metric`` is checked when it is loaded."""
-    if dataset == "fashioniq":
-        return ([f"{c} R@{k}" for c in categories for k in FASHIONIQ_KS] + [f"avg R@{k}" for k in FASHIONIQ_KS]
-                + ["avg"])
-    return [f"R@{k}" for k in CIRR_KS] + [f"Rsubset@{k}" for k in CIRR_SUBSET_KS] + ["Avg", *CIRR_MEANS]
+    """The keys of :func:`evaluate_fashioniq` (over ``categories``) or :func:`evaluate_cirr`: ``Protocol.metric_names``."""
+    return protocol(dataset).metric_names(categories)
 
 
 def similarity(method: Method, features: SplitFeatures) -> torch.Tensor:
@@ -114,8 +107,8 @@ def evaluate_fashioniq(split_features: Mapping[str, SplitFeatures], method: Meth
     per_category = {}
     for category, f in split_features.items():
         _require_known(f.target_names, set(f.gallery_names), "targets")
-        ranked = ranked_names(gallery_index(f), method(f.reference, f.text), f.gallery_names, max(FASHIONIQ_KS))
-        per_category[category] = recall_at_k(ranked, f.target_names, FASHIONIQ_KS)
+        ranked = ranked_names(gallery_index(f), method(f.reference, f.text), f.gallery_names, max(FASHIONIQ.ks))
+        per_category[category] = recall_at_k(ranked, f.target_names, FASHIONIQ.ks)
     return fashioniq_summary(per_category)
 
 
@@ -126,10 +119,10 @@ def evaluate_cirr(features: SplitFeatures, method: Method) -> dict[str, float]:
     _require_known(features.target_names, set(features.gallery_names), "targets")
     queries = method(features.reference, features.text)
     index = gallery_index(features)
-    ranked = ranked_names(index, queries, features.gallery_names, max(CIRR_KS), exclude=features.reference_names)
-    subset = subset_rankings(queries, index.features, features, max(CIRR_SUBSET_KS))
+    ranked = ranked_names(index, queries, features.gallery_names, max(CIRR.ks), exclude=features.reference_names)
+    subset = subset_rankings(queries, index.features, features, max(CIRR.subset_ks))
     recalls = cirr_recall_from_rankings(ranked, subset, features.reference_names, features.target_names,
-                                        CIRR_KS, CIRR_SUBSET_KS)
+                                        CIRR.ks, CIRR.subset_ks)
     return recalls | cirr_means(recalls)
 
 
@@ -139,8 +132,8 @@ def evaluate_circo(features: SplitFeatures, method: Method) -> dict[int, float]:
     gt_lists = features.extra["gt_img_ids"]
     _require_known((name for gt in gt_lists for name in gt), set(features.gallery_names), "ground-truth ids")
     ranked = ranked_names(gallery_index(features), method(features.reference, features.text),
-                          features.gallery_names, max(CIRCO_KS))
-    return circo_map_from_rankings(ranked, gt_lists, CIRCO_KS)
+                          features.gallery_names, max(CIRCO.ks))
+    return circo_map_from_rankings(ranked, gt_lists, CIRCO.ks)
 
 
 def benchmark_features(encoder: Encoder, cache: FeatureCache, benchmark: Path | str, on_missing: str = "error"):
@@ -155,38 +148,44 @@ def benchmark_features(encoder: Encoder, cache: FeatureCache, benchmark: Path | 
     return fiq, cirr, circo
 
 
+def evaluate_split(dataset: str, features, method: Method) -> dict[str, float]:
+    """The metrics of ``dataset`` by name (its protocol's): FashionIQ's {category: features}, CIRR's or CIRCO's
+    (``map_columns``: "mAP@K") features."""
+    rules = protocol(dataset)
+    if rules.has_categories:
+        return evaluate_fashioniq(features, method)
+    if rules.has_subset:
+        return evaluate_cirr(features, method)
+    return map_columns(evaluate_circo(features, method))
+
+
 def evaluate_methods(features, methods: Mapping[str, Method]) -> dict[str, dict[str, dict]]:
-    """{dataset: {method: metrics}} on the features from :func:`benchmark_features`."""
-    fiq, cirr, circo = features
-    return {"fashioniq": {name: evaluate_fashioniq(fiq, m) for name, m in methods.items()},
-            "cirr": {name: evaluate_cirr(cirr, m) for name, m in methods.items()},
-            "circo": {name: {f"mAP@{k}": v for k, v in evaluate_circo(circo, m).items()} for name, m in methods.items()}}
+    """{dataset: {method: metrics}} on the features from :func:`benchmark_features` (FashionIQ's, CIRR's, CIRCO's)."""
+    return {dataset: {name: evaluate_split(dataset, split, m) for name, m in methods.items()}
+            for dataset, split in zip(PROTOCOLS, features)}
 
 
-def format_table(results: Mapping[str, Mapping[str, float]], columns: list[str], title: str) -> str:
-    """A fixed-width table: one row per method, the chosen metric columns."""
-    width = max(len(name) for name in results) + 2
-    lines = [title, "method".ljust(width) + "".join(c.rjust(max(9, len(c) + 2)) for c in columns)]
-    for name, metrics in results.items():
-        lines.append(name.ljust(width) + "".join(f"{metrics[c]:.2f}".rjust(max(9, len(c) + 2)) for c in columns))
-    return "\n".join(lines)
+def _rows(results: Mapping[str, Mapping[str, float]], columns: Sequence[str], digits: int) -> list[list[str]]:
+    return [[name, *(f"{metrics[c]:.{digits}f}" for c in columns)] for name, metrics in results.items()]
 
 
-def markdown_table(results: Mapping[str, Mapping[str, float]], columns: list[str], title: str) -> str:
+def format_table(results: Mapping[str, Mapping[str, float]], columns: Sequence[str], title: str) -> str:
+    """A fixed-width table: one row per method, the chosen metric columns (two decimals)."""
+    return tables.text_table(["method", *columns], _rows(results, columns, 2), title)
+
+
+def markdown_table(results: Mapping[str, Mapping[str, float]], columns: Sequence[str], title: str) -> str:
     """The same rows as :func:`format_table`, as a markdown table under a bold title (for READMEs and reports)."""
-    lines = [f"**{title}**", "", "| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(f"{metrics[c]:.1f}" for c in columns) + " |"
-              for name, metrics in results.items()]
-    return "\n".join(lines)
+    return tables.markdown_table(["method", *columns], _rows(results, columns, 1), f"**{title}**")
 
 
 FASHIONIQ_COLUMNS = ["dress R@10", "dress R@50", "shirt R@10", "shirt R@50", "toptee R@10", "toptee R@50",
                      "avg R@10", "avg R@50", "avg"]
 CIRR_COLUMNS = ["R@1", "R@5", "R@10", "R@50", "Rsubset@1", "Rsubset@2", "Rsubset@3", "Avg"]
-CIRCO_COLUMNS = ["mAP@5", "mAP@10", "mAP@25", "mAP@50"]
 
 
 def format_results(results: dict[str, dict[str, dict]]) -> str:
-    return "\n\n".join([format_table(results["fashioniq"], FASHIONIQ_COLUMNS, "synth-fashioniq (val), recall %"),
-                        format_table(results["cirr"], CIRR_COLUMNS, "synth-cirr (val), recall %"),
-                        format_table(results["circo"], CIRCO_COLUMNS, "synth-circo (val), mAP %")])
+    """The tables of :func:`evaluate_methods`: every dataset's ``Protocol.columns``."""
+    units = {CIRCO.name: "mAP %"}
+    return "\n\n".join(format_table(results[p.name], p.columns, f"synth-{p.name} (val), {units.get(p.name, 'recall %')}")
+                        for p in PROTOCOLS.values())

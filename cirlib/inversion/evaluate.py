@@ -35,6 +35,7 @@ from cirlib.inversion.inject import PromptEncoder
 from cirlib.inversion.loop import load_phi
 from cirlib.inversion.mapping import Phi
 from cirlib.inversion.searle import ConceptBank, SearleConfig, oti
+from cirlib.metrics.protocols import PROTOCOLS
 from cirlib.util.errors import ConfigError
 
 Inverter = Callable[[torch.Tensor], torch.Tensor]  # (N, D) image features -> (N, width) pseudo-words
@@ -120,7 +121,7 @@ def evaluate_inversion(features, prompts: PromptEncoder, inverters: Mapping[str,
     ``cirlib.evaluation.evaluate.benchmark_features``, for each named inverter; ``fashioniq_orders``: "single"
     (CLIP4Cir's query text) or "both" (SEARLE's protocol; module docstring)."""
     fiq, cirr, circo = features
-    results: dict[str, dict[str, dict]] = {"fashioniq": {}, "cirr": {}, "circo": {}}
+    results: dict[str, dict[str, dict]] = {name: {} for name in PROTOCOLS}
     seconds = {}
     for name, invert in inverters.items():
         started = time.perf_counter()

@@ -42,6 +42,7 @@ from cirlib.encoders.loading import Encoder
 from cirlib.encoders.transforms import PREPROCESS_KINDS, build_preprocess
 from cirlib.features.extract import ImageFiles, Unreadable, collate_images, default_workers
 from cirlib.features.splits import reader_missing
+from cirlib.metrics.protocols import protocol
 from cirlib.train.checkpoint import load_checkpoint
 from cirlib.train.loss import batch_classification_loss
 from cirlib.train.pretrain import parameter_groups
@@ -133,7 +134,7 @@ class ImageTriplets:
 def image_triplets(config: Stage1Config, split: str = "train") -> ImageTriplets:
     """The ``split`` triplets of the config's dataset (FashionIQ: its ``categories``, with CLIP4Cir's four training
     text forms; CIRR: the caption and the hard target); ``config.on_missing`` applies."""
-    if config.dataset == "fashioniq":
+    if protocol(config.dataset).has_categories:
         reader = FashionIQ(config.data_root, config.on_missing)
         listed = [(t.candidate, t.target, fashioniq_training_texts(t.captions))
                   for category in config.categories for t in reader.triplets(category, split)]

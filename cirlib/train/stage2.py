@@ -41,6 +41,7 @@ from cirlib.data.fashioniq import FashionIQ
 from cirlib.encoders.loading import BUNDLED
 from cirlib.encoders.transforms import PREPROCESS_KINDS
 from cirlib.fusion import FUSIONS, build_fusion, fuse, option_types, parameter_count
+from cirlib.metrics.protocols import PROTOCOLS, protocol, require_metric
 from cirlib.train.checkpoint import load_checkpoint, read_record, save_checkpoint
 from cirlib.train.loss import batch_classification_loss
 from cirlib.train.pretrain import parameter_groups
@@ -56,7 +57,7 @@ from cirlib.util.errors import ConfigError
 
 Validate = Callable[[nn.Module], dict[str, float]]
 LAST, BEST = "last.safetensors", "best.safetensors"
-DATASETS = ("fashioniq", "cirr")  # the readers and metrics a fusion job can train and validate with
+DATASETS = tuple(name for name, rules in PROTOCOLS.items() if rules.training_split)  # fashioniq, cirr
 FUSION_RUN = RunLayout("fusion training", LAST, "epoch", (LAST, BEST, "log.json", "log.csv", "results.json"))
 """What a fusion job writes in its run folder (``results.json``: :func:`cirlib.experiments.jobs.run_fusion_job`)."""
 
@@ -118,7 +119,7 @@ class FusionTrainConfig:
 def check_categories(source: str, dataset: str, categories: list) -> None:
     """A FashionIQ job's ``categories`` name at least one category (else a ConfigError naming the field and
     ``source``, the config's class); stage 1 and stage 2 check them alike."""
-    if dataset == "fashioniq" and not categories:
+    if protocol(dataset).has_categories and not categories:
         raise ConfigError(source, "categories", categories, "at least one of " + ", ".join(FashionIQ.CATEGORIES))
 
 
@@ -141,9 +142,9 @@ def reseed(seed: int, epoch: int, rank: int) -> None:
 
 
 def selection_name(selection_metric: str | None, dataset: str) -> str:
-    """The validation metric that picks a run's best epoch: ``selection_metric``, else the dataset's own summary,
-    FashionIQ's "avg" = (R@10 + R@50)/2 or CIRR's "Avg"."""
-    return selection_metric or ("avg" if dataset == "fashioniq" else "Avg")
+    """The validation metric that picks a run's best epoch: ``selection_metric``, else the dataset's protocol's
+    ``select_by``: FashionIQ's "avg" = (R@10 + R@50)/2 or CIRR's "Avg"."""
+    return selection_metric or protocol(dataset).select_by
 
 
 def write_logs(out: Path, config: dict, log: list[dict]) -> None:
@@ -183,9 +184,7 @@ class EpochLog:
         best, selection = self.best, self.selection
         if validate is not None:
             metrics = validate(model)
-            if selection not in metrics:
-                raise ValueError(f"selection_metric {selection!r} is not among the validation metrics "
-                                 f"{', '.join(metrics)}")
+            require_metric(selection, metrics, "validation", "selection_metric", "the validation metrics")
             row.update(metrics)
         row["seconds"] = round(time.perf_counter() - self.started, 2)  # since this process started (or resumed)
         self.log.append(row)

@@ -28,9 +28,10 @@ from matplotlib.figure import Figure
 
 from cirlib.features.captions import CaptionedSplit
 from cirlib.metrics import rank_gallery
+from cirlib.metrics.protocols import PROTOCOLS, protocol
 from cirlib.util.errors import ConfigError
 from cirlib.viz.plots import parameter_heatmap, retrieval_grid
-from cirlib.weimocir.sweeps import SELECT_BY, SweepResult, best_cell
+from cirlib.weimocir.sweeps import SweepResult, best_cell
 from cirlib.weimocir.weighted import weighted_similarity
 
 DPI = 100
@@ -94,9 +95,10 @@ def top_results(panel: Panel, alpha: float, beta: float, query: int, k: int = 5)
     row = slice(query, query + 1)
     scores = weighted_similarity(f.reference[row], f.text[row], f.gallery, captions.gallery, alpha, beta,
                                  panel.result.variant, captions.reference[row])
-    exclude = [f.reference_names[query]] if panel.split.kind == "cirr" else None
+    rules = protocol(panel.split.kind)
+    exclude = [f.reference_names[query]] if rules.removes_reference() else None
     names = rank_gallery(scores, f.gallery_names, k=k, exclude=exclude)[0]
-    relevant = set(f.extra["gt_img_ids"][query]) if panel.split.kind == "circo" else {f.target_names[query]}
+    relevant = set(f.extra["gt_img_ids"][query]) if rules.several_targets else {f.target_names[query]}
     return TopResults(f.reference_names[query], f.query_texts[query], names, [n in relevant for n in names])
 
 
@@ -119,8 +121,8 @@ def format_readouts(view: View, metric: str) -> str:
 
 
 def default_metric(result: SweepResult) -> str:
-    """The benchmark's model-selection metric (``SELECT_BY``), else the first one."""
-    preferred = SELECT_BY.get(result.kind)
+    """The benchmark's model-selection metric (its protocol's ``select_by``), else the first one."""
+    preferred = protocol(result.kind).select_by if result.kind in PROTOCOLS else None
     return preferred if preferred in result.metrics else next(iter(result.metrics))
 
 

@@ -6,6 +6,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "cirlib.weimocir.report": ["CAPTION_SUBSETS", "caption_ablation", "feature_norms", "near_best",
                               "one_query_points", "query_count", "similarity_spread"],
     "cirlib.weimocir.select": ["held_out_choice"],
-    "cirlib.weimocir.sweep": ["SELECT_BY", "best_cell", "per_cell_sweep", "sweep"],
+    "cirlib.weimocir.sweeps": ["best_cell", "per_cell_sweep", "sweep"],
     "cirlib.weimocir.weighted": ["PAPER_ALPHA", "PAPER_BETA", "VARIANTS", "weighted_fusion", "weighted_similarity"],
 })

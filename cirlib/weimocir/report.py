@@ -21,14 +21,11 @@ from cirlib.evaluation.evaluate import benchmark_features, evaluate_methods
 from cirlib.features import FeatureCache
 from cirlib.features.captions import CaptionedSplit, synth_captioned_splits
 from cirlib.fusion import ZERO_SHOT_BASELINES
+from cirlib.metrics.protocols import protocol
+from cirlib.util.tables import markdown_table
 from cirlib.weimocir.select import HeldOutChoice, held_out_choice
-from cirlib.weimocir.sweeps import SELECT_BY, Split, SweepResult, best_cell, sweep
+from cirlib.weimocir.sweeps import Split, SweepResult, best_cell, sweep
 from cirlib.weimocir.weighted import PAPER_ALPHA, PAPER_BETA
-
-TABLE_COLUMNS = {"fashioniq": ["avg R@10", "avg R@50", "avg"],
-                 "cirr": ["R@1", "R@5", "R@10", "R@50", "Rsubset@1", "Avg"],
-                 "circo": ["mAP@5", "mAP@10", "mAP@25", "mAP@50"]}
-"""The columns of the README's tables."""
 
 CAPTION_SUBSETS = {"t1": (0,), "t2": (1,), "t3": (2,), "t1∪t2": (0, 1), "t2∪t3": (1, 2), "t1∪t3": (0, 2),
                    "t1∪t2∪t3": (0, 1, 2)}
@@ -111,13 +108,13 @@ def best_cells_markdown(sweeps: Mapping[str, Sequence[SweepResult]], baselines: 
 
     ``sweeps`` is {dataset: [results]}, ``baselines`` {dataset: {method: metrics}} (what
     ``cirlib.evaluation.evaluate.evaluate_methods`` gives per dataset), ``held_out`` {dataset: [choices]} in the order of
-    ``sweeps`` (``cirlib.weimocir.select``); the best cell is chosen by ``SELECT_BY[kind]`` on the swept split itself,
-    an upper bound.
+    ``sweeps`` (``cirlib.weimocir.select``); the best cell is chosen by the protocol's ``select_by`` on the swept
+    split itself, an upper bound. The columns are the protocol's ``summary_columns``.
     """
     blocks = []
     for name, results in sweeps.items():
-        kind = results[0].kind
-        select, columns = SELECT_BY[kind], TABLE_COLUMNS[kind]
+        rules = protocol(results[0].kind)
+        select, columns = rules.select_by, rules.summary_columns
         rows = [(method, "", "", metrics) for method, metrics in baselines[name].items()]
         choices = held_out[name] if held_out else [None] * len(results)
         for result, choice in zip(results, choices):
@@ -129,11 +126,11 @@ def best_cells_markdown(sweeps: Mapping[str, Sequence[SweepResult]], baselines: 
                          f"{alpha:g}", f"{beta:g}", result.at(alpha, beta)))
         held = (f"; held-out choice: each half of the queries scored at the best {select} cell of the other half, "
                 "α and β of the two halves" if held_out else "")
-        lines = [f"**{name}** (val; the upper bound is the best cell by {select} on this same split{held})", "",
-                 "| method | α | β | " + " | ".join(columns) + " |", "|---" * (len(columns) + 3) + "|"]
-        lines += [f"| {method} | {a} | {b} | " + " | ".join(f"{metrics[c]:.1f}" for c in columns) + " |"
-                  for method, a, b, metrics in rows]
-        blocks.append("\n".join(lines))
+        blocks.append(markdown_table(["method", "α", "β", *columns],
+                                     [[method, a, b, *(f"{metrics[c]:.1f}" for c in columns)]
+                                      for method, a, b, metrics in rows],
+                                     f"**{name}** (val; the upper bound is the best cell by {select} on this same "
+                                     f"split{held})"))
     return "\n\n".join(blocks)
 
 

@@ -3,9 +3,9 @@
 The best cell of a sweep on the split it is reported on is an upper bound: the best of 121 cells on those very
 queries. Here the queries are halved at random, fixed by a seed (each FashionIQ category on its own; CIRR and CIRCO
 whole). Fold A's queries are scored with the best cell of a sweep of fold B, and fold B's with the best cell of
-fold A, by the benchmark's selection metric (``cirlib.weimocir.sweeps.SELECT_BY``). Every query is thus scored with a cell
-chosen on queries disjoint from it, and the held-out number is computed on the FULL split from those scores through
-``cirlib.metrics`` (the plain path), so it is comparable with every other full-val number. Cost: one fast sweep per
+fold A, by the benchmark's selection metric (``cirlib.metrics.protocol(kind).select_by``). Every query is thus scored
+with a cell chosen on queries disjoint from it, and the held-out number is computed on the FULL split from those
+scores through ``cirlib.metrics`` (the plain path), so it is comparable with every other full-val number. Cost: one fast sweep per
 half (together about one sweep of the whole split) and one scoring per half at its chosen cell.
 
     choice = held_out_choice(split, variant="slides")
@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cirlib.evaluation.evaluate import FASHIONIQ_KS
 from cirlib.metrics import fashioniq_summary
-from cirlib.weimocir.sweeps import SELECT_BY, ScoreGrid, Split, SweepResult, _reference_metrics, best_cell, sweep
+from cirlib.metrics.protocols import FASHIONIQ, protocol
+from cirlib.weimocir.grid_metrics import cell_metrics
+from cirlib.weimocir.sweeps import ScoreGrid, Split, SweepResult, best_cell, sweep
 
 Halves = tuple[np.ndarray, np.ndarray]
 """(fold A's query rows, fold B's), each sorted."""
@@ -74,9 +75,9 @@ def split_metrics(split: Split, scores: Scores, exclude_reference: bool = False)
     """Every metric of ``split`` from its scores, through the ``cirlib.metrics`` functions, with a sweep's names
     (FashionIQ's {category: split}: ``fashioniq_summary`` of the categories)."""
     if not isinstance(split, Mapping):
-        return _reference_metrics(split, scores, exclude_reference)
-    per_category = {name: _reference_metrics(part, scores[name], exclude_reference) for name, part in split.items()}
-    return fashioniq_summary({name: {k: m[f"R@{k}"] for k in FASHIONIQ_KS} for name, m in per_category.items()})
+        return cell_metrics(split, scores, exclude_reference)
+    per_category = {name: cell_metrics(part, scores[name], exclude_reference) for name, part in split.items()}
+    return fashioniq_summary({name: {k: m[f"R@{k}"] for k in FASHIONIQ.ks} for name, m in per_category.items()})
 
 
 @dataclass(frozen=True)
@@ -129,11 +130,11 @@ def held_out_choice(split: Split, variant: str = "slides", metric: str | None = 
                     device: str | torch.device = "auto") -> HeldOutChoice:
     """Choose (α, β) by 2-fold cross-fitting (module docstring) and score the whole split with the choice.
 
-    ``metric`` selects the cells (default: ``SELECT_BY`` of the split's kind). ``full``, the sweep of the whole
+    ``metric`` selects the cells (default: the ``select_by`` of the split's protocol). ``full``, the sweep of the whole
     split if the caller has it, gives the grid and the upper bound; without it one is made on the default grid.
     """
     full = _whole_sweep(split, variant, exclude_reference, device, full)
-    metric = metric or SELECT_BY[full.kind]
+    metric = metric or protocol(full.kind).select_by
     upper = best_cell(full, metric)[:2]
     halves = query_halves(split, seed)
     cells = tuple(best_cell(sweep(fold(split, halves, other), full.alphas, full.betas, variant,

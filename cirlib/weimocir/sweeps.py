@@ -12,7 +12,8 @@ a·b and ‖b‖². A whole grid therefore costs a fixed set of matrix products,
 
 then element-wise work per cell: the scores, and each query's target rank counted against them
 with cirlib.metrics' tie rule (equal scores rank by lower gallery index), from which recall and
-mAP follow exactly -- no matrix product and no sort per cell. :func:`per_cell_sweep` is the plain
+mAP follow exactly (``cirlib.weimocir.grid_metrics``) -- no matrix product and no sort per cell.
+:func:`per_cell_sweep` is the plain
 path (``weighted_similarity`` and the ``cirlib.metrics`` functions for every cell); both give the
 same numbers (tests/test_sweep.py).
 """
@@ -27,18 +28,18 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from cirlib.evaluation.evaluate import CIRCO_KS, CIRR_KS, CIRR_SUBSET_KS, FASHIONIQ_KS
 from cirlib.features.captions import CaptionedSplit
-from cirlib.metrics import circo_map, cirr_recall, fashioniq_recall, fashioniq_summary
+from cirlib.metrics import fashioniq_summary
+from cirlib.metrics.protocols import FASHIONIQ, protocol, require_metric
 from cirlib.metrics.ranks import subset_target_ranks, target_ranks
 from cirlib.util.device import exact_float32, resolve_device
-from cirlib.util.errors import ConfigError
+from cirlib.weimocir.grid_metrics import cell_metrics, grid_targets, named_metrics
 from cirlib.weimocir.weighted import VARIANTS, weighted_similarity
 
 GRID = tuple(i / 10 for i in range(11))
 """The default α and β values: 0, 0.1, ..., 1 (an 11×11 grid)."""
 SELECT_BY = {"fashioniq": "avg", "cirr": "Avg", "circo": "mAP@10"}
-"""The metric each benchmark selects models by: FashionIQ (R@10 + R@50)/2, CIRR (R@5 + Rsubset@1)/2."""
+"""Kept for cirlib.apps.demo until it reads ``cirlib.metrics.protocol(dataset).select_by``; use that instead."""
 _EPS = 1e-12  # F.normalize's floor on a norm
 
 Split = CaptionedSplit | Mapping[str, CaptionedSplit]
@@ -68,8 +69,7 @@ class SweepResult:
 
 def best_cell(result: SweepResult, metric: str) -> tuple[float, float, float]:
     """(α, β, value) of the cell with the highest ``metric``; ties go to the lower α, then the lower β."""
-    if metric not in result.metrics:
-        raise ConfigError("the sweep result", "metric", metric, f"one of its metrics: {', '.join(result.metrics)}")
+    require_metric(metric, result.metrics, "the sweep result")
     i, j = np.unravel_index(int(np.argmax(result.metrics[metric])), result.metrics[metric].shape)
     return float(result.alphas[i]), float(result.betas[j]), float(result.metrics[metric][i, j])
 
@@ -129,76 +129,6 @@ class ScoreGrid:
         return torch.mul(image, 1 - beta).add_(caption, alpha=beta)
 
 
-@dataclass
-class _Protocol:
-    """Gallery columns the metrics need, one row per query (-1 pads)."""
-
-    kind: str
-    relevant: torch.Tensor       # (Q, M) the target (FashionIQ, CIRR) or the ground truths (CIRCO)
-    exclude: torch.Tensor        # (Q,) the column taken out of the ranking (CIRR's reference), -1: none
-    subset: torch.Tensor | None  # (Q, C) CIRR: the img_set members other than the reference
-
-
-def _columns(names: Sequence, column: Mapping, what: str) -> list[int]:
-    unknown = list(dict.fromkeys(n for n in names if n not in column))
-    if unknown:
-        raise ValueError(f"{len(unknown)} {what} not in the gallery (e.g. {unknown[:3]}). Fix: use the gallery's own "
-                         "names, or drop the queries whose images are missing")
-    return [column[n] for n in names]
-
-
-def _padded(rows: Sequence[Sequence[int]]) -> torch.Tensor:
-    width = max(1, max(len(row) for row in rows))
-    return torch.tensor([list(row) + [-1] * (width - len(row)) for row in rows], dtype=torch.int64)
-
-
-def _protocol(split: CaptionedSplit, exclude_reference: bool) -> _Protocol:
-    features, kind = split.features, split.kind
-    column = {name: i for i, name in enumerate(features.gallery_names)}
-    lists = ([list(dict.fromkeys(gt)) for gt in features.extra["gt_img_ids"]] if kind == "circo"
-             else [[target] for target in features.target_names])
-    relevant = _padded([_columns(row, column, "targets") for row in lists])
-    excluded = kind == "cirr" or (kind == "circo" and exclude_reference)
-    exclude = (torch.tensor(_columns(features.reference_names, column, "reference images")) if excluded
-               else torch.full((len(lists),), -1, dtype=torch.int64))
-    subset = None
-    if kind == "cirr":
-        members = [[m for m in dict.fromkeys(row) if m != reference]
-                   for row, reference in zip(features.extra["img_set_members"], features.reference_names)]
-        subset = _padded([_columns(row, column, "img_set members") for row in members])
-    return _Protocol(kind, relevant, exclude, subset)
-
-
-def _recall(ranks: torch.Tensor, ks: Sequence[int]) -> dict[int, np.ndarray]:
-    return {k: 100.0 * (ranks < k).double().mean(-1).numpy() for k in ks}
-
-
-def _mean_ap(ranks: torch.Tensor, n_relevant: torch.Tensor, ks: Sequence[int]) -> dict[int, np.ndarray]:
-    """mAP@K from the ranks of each query's ground truths: the i-th found at rank p adds P@(p+1) = i/(p+1)."""
-    ordered = ranks.sort(-1).values
-    found = torch.arange(1, ranks.shape[-1] + 1, dtype=torch.float64)
-    result = {}
-    for k in ks:
-        precision = found / (ordered.clamp_max(k) + 1).double()
-        gain = torch.where(ordered < k, precision, torch.zeros((), dtype=torch.float64))
-        result[k] = 100.0 * (gain.sum(-1) / n_relevant.clamp_max(k)).mean(-1).numpy()
-    return result
-
-
-def _named_metrics(kind: str, gallery_ranks: torch.Tensor, subset_ranks: torch.Tensor | None,
-                   n_relevant: torch.Tensor) -> dict[str, np.ndarray]:
-    """The same names as cirlib.metrics/evaluation: "R@K" (FashionIQ category), CIRR's "R@K",
-    "Rsubset@K", "Avg", and CIRCO's "mAP@K"."""
-    if kind == "circo":
-        return {f"mAP@{k}": v for k, v in _mean_ap(gallery_ranks, n_relevant, CIRCO_KS).items()}
-    ks = FASHIONIQ_KS if kind == "fashioniq" else CIRR_KS
-    metrics = {f"R@{k}": v for k, v in _recall(gallery_ranks[..., 0], ks).items()}
-    if kind == "cirr":
-        metrics |= {f"Rsubset@{k}": v for k, v in _recall(subset_ranks, CIRR_SUBSET_KS).items()}
-        metrics["Avg"] = (metrics["R@5"] + metrics["Rsubset@1"]) / 2
-    return metrics
-
-
 def _check_grid(values: Sequence[float], name: str) -> np.ndarray:
     grid = np.asarray(values, dtype=np.float64)
     if grid.ndim != 1 or not len(grid) or grid.min() < 0 or grid.max() > 1:
@@ -215,42 +145,28 @@ def _with_captions(split: CaptionedSplit, captions: Sequence[int] | None) -> Cap
 def _one_split_sweep(split: CaptionedSplit, alphas: np.ndarray, betas: np.ndarray, variant: str,
                      exclude_reference: bool, device: str | torch.device, chunk_elements: int,
                      progress: bool) -> dict[str, np.ndarray]:
-    protocol = _protocol(split, exclude_reference)
+    targets = grid_targets(split, exclude_reference)
     device = resolve_device(device)
     n_queries, n_gallery = split.features.text.shape[0], split.features.gallery.shape[0]
     rows = max(1, chunk_elements // (n_gallery * split.captions.r))
-    gallery_ranks = torch.empty(len(alphas), len(betas), n_queries, protocol.relevant.shape[1], dtype=torch.int64)
+    gallery_ranks = torch.empty(len(alphas), len(betas), n_queries, targets.relevant.shape[1], dtype=torch.int64)
     subset_ranks = torch.empty(len(alphas), len(betas), n_queries, dtype=torch.int64)
     bar = tqdm(total=len(alphas) * len(betas) * -(-n_queries // rows), desc=f"sweep {split.kind}", unit="cell",
                disable=not progress, mininterval=2.0)
     for start in range(0, n_queries, rows):
         part = slice(start, start + rows)
         grid = ScoreGrid(split, variant, part, device)
-        relevant, exclude = protocol.relevant[part].to(device), protocol.exclude[part].to(device)
+        relevant, exclude = targets.relevant[part].to(device), targets.exclude[part].to(device)
         for i, alpha in enumerate(alphas):
             for j, beta in enumerate(betas):
                 scores = grid.scores(float(alpha), float(beta))
                 gallery_ranks[i, j, part] = target_ranks(scores, relevant, exclude).cpu()
-                if protocol.subset is not None:
-                    subset_ranks[i, j, part] = subset_target_ranks(scores, protocol.subset[part].to(device),
+                if targets.subset is not None:
+                    subset_ranks[i, j, part] = subset_target_ranks(scores, targets.subset[part].to(device),
                                                              relevant[:, 0]).cpu()
                 bar.update()
     bar.close()
-    n_relevant = (protocol.relevant >= 0).sum(1).double()
-    return _named_metrics(protocol.kind, gallery_ranks, subset_ranks if protocol.subset is not None else None,
-                          n_relevant)
-
-
-def _reference_metrics(split: CaptionedSplit, scores: torch.Tensor, exclude_reference: bool) -> dict[str, float]:
-    """One cell's metrics through the ``cirlib.metrics`` functions (the plain path)."""
-    f = split.features
-    if split.kind == "fashioniq":
-        return {f"R@{k}": v for k, v in fashioniq_recall(scores, f.gallery_names, f.target_names, FASHIONIQ_KS).items()}
-    if split.kind == "cirr":
-        return cirr_recall(scores, f.gallery_names, f.reference_names, f.target_names, f.extra["img_set_members"],
-                           CIRR_KS, CIRR_SUBSET_KS)
-    return {f"mAP@{k}": v for k, v in circo_map(scores, f.gallery_names, f.extra["gt_img_ids"], CIRCO_KS,
-                                                f.reference_names, exclude_reference).items()}
+    return named_metrics(targets, gallery_ranks, subset_ranks if targets.subset is not None else None)
 
 
 def _one_split_per_cell(split: CaptionedSplit, alphas: np.ndarray, betas: np.ndarray, variant: str,
@@ -263,7 +179,7 @@ def _one_split_per_cell(split: CaptionedSplit, alphas: np.ndarray, betas: np.nda
             for j, beta in enumerate(betas):
                 scores = weighted_similarity(f.reference, f.text, f.gallery, captions.gallery, float(alpha),
                                              float(beta), variant, captions.reference)
-                for name, value in _reference_metrics(split, scores, exclude_reference).items():
+                for name, value in cell_metrics(split, scores, exclude_reference).items():
                     cells.setdefault(name, np.zeros((len(alphas), len(betas))))[i, j] = value
                 bar.update()
     return cells
@@ -272,7 +188,7 @@ def _one_split_per_cell(split: CaptionedSplit, alphas: np.ndarray, betas: np.nda
 def _fashioniq_grid(per_category: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """``fashioniq_summary`` of every cell: per-category recalls, their means and the overall mean."""
     shape = next(iter(per_category.values()))["R@10"].shape
-    cells = [fashioniq_summary({c: {k: float(m[f"R@{k}"][i, j]) for k in FASHIONIQ_KS}
+    cells = [fashioniq_summary({c: {k: float(m[f"R@{k}"][i, j]) for k in FASHIONIQ.ks}
                                 for c, m in per_category.items()}) for i in range(shape[0]) for j in range(shape[1])]
     return {name: np.array([cell[name] for cell in cells]).reshape(shape) for name in cells[0]}
 
@@ -283,10 +199,10 @@ def _run(split: Split, alphas: Sequence[float], betas: Sequence[float], variant:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     alphas, betas = _check_grid(alphas, "alphas"), _check_grid(betas, "betas")
     if isinstance(split, Mapping):
-        if any(s.kind != "fashioniq" for s in split.values()):
+        if any(not protocol(s.kind).has_categories for s in split.values()):
             raise ValueError("a mapping of splits is FashionIQ's categories; pass any other split on its own")
         metrics = _fashioniq_grid({name: one(_with_captions(s, captions), alphas, betas) for name, s in split.items()})
-        kind = "fashioniq"
+        kind = FASHIONIQ.name
     else:
         metrics, kind = one(_with_captions(split, captions), alphas, betas), split.kind
     return SweepResult(alphas, betas, metrics, kind, variant, None if captions is None else tuple(captions))

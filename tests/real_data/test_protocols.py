@@ -13,11 +13,12 @@ import torch
 
 from cirlib.cli import main
 from cirlib.encoders import load_encoder
-from cirlib.evaluation.evaluate import evaluate_circo, evaluate_cirr, metric_names
+from cirlib.evaluation.evaluate import evaluate_circo, evaluate_cirr
 from cirlib.experiments.jobs import load_job_config
 from cirlib.features import FeatureCache, circo_features, cirr_features
 from cirlib.features.splits import SplitFeatures
 from cirlib.fusion import text_only
+from cirlib.metrics import protocol
 from cirlib.metrics.recall import cirr_means
 from cirlib.train.checkpoint import read_record
 from cirlib.train.schedule import constant_lr
@@ -76,7 +77,7 @@ def test_evaluate_cirr_returns_the_three_means_of_the_seven_recalls_computed_by_
     assert found["harmonic mean"] == pytest.approx(7 / (3 / 100 + 3 / 100 + 3 / 100 + 3 / 200 + 1 / 100))  # 1400/23
     assert found["geometric mean"] == pytest.approx(100 * (1 / 3 * 1 / 3 * 2 / 3) ** (1 / 7))
     assert found["Avg"] == pytest.approx((100 + 100 / 3) / 2)
-    assert {"arithmetic mean", "harmonic mean", "geometric mean"} <= set(metric_names("cirr"))
+    assert {"arithmetic mean", "harmonic mean", "geometric mean"} <= set(protocol("cirr").metric_names())
     zero = cirr_means(dict.fromkeys(SEVEN, 50.0) | {"R@1": 0.0})  # Python's geometric_mean would raise here
     assert zero == {"arithmetic mean": pytest.approx(300 / 7), "harmonic mean": 0.0, "geometric mean": 0.0}
 

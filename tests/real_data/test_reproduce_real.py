@@ -23,13 +23,8 @@ from cirlib.evaluation.evaluate import evaluate_cirr
 from cirlib.experiments import reproduce as reproduce_module
 from cirlib.experiments.jobs import fusion_method
 from cirlib.experiments.paper_numbers import paper_result
-from cirlib.experiments.reproduce import (
-    MissingDatasetError,
-    ReproduceConfig,
-    format_comparison,
-    reproduce,
-    resolve_settings,
-)
+from cirlib.experiments.reproduce import format_comparison, reproduce
+from cirlib.experiments.reproduce_config import MissingDatasetError, ReproduceConfig, resolve_settings
 from cirlib.features import FeatureCache, circo_features, cirr_features
 from cirlib.fusion import build_fusion, sum_fusion
 from cirlib.metrics import cirr_rankings, rank_gallery, write_circo_submission, write_cirr_submission
