@@ -46,11 +46,12 @@ from cirlib.inversion import (
 from cirlib.inversion.evaluate import evaluate_inversion, load_inverter
 from cirlib.inversion.loop import CHECKPOINT
 from cirlib.inversion.stream import stream_features
+from cirlib.metrics import protocol
 from cirlib.train.checkpoint import read_record
 from cirlib.train.stage2 import BEST, load_trained_fusion
 from cirlib.util.atomic import write_json
 from cirlib.util.config import load_config
-from cirlib.weimocir.sweeps import SELECT_BY, best_cell, sweep
+from cirlib.weimocir.sweeps import best_cell, sweep
 
 JOBS = {"pic2word": (Pic2WordConfig, train_pic2word), "searle": (SearleConfig, train_searle),
         "lincir": (LinCIRConfig, train_lincir)}
@@ -101,7 +102,7 @@ def weimocir_best(encoder, cache: FeatureCache, benchmark: str) -> tuple[dict, d
     for name, split in synth_captioned_splits(encoder, cache, benchmark).items():
         kind = name.removeprefix("synth-")
         result = sweep(split, progress=False)
-        alpha, beta, _ = best_cell(result, SELECT_BY[kind])
+        alpha, beta, _ = best_cell(result, protocol(kind).select_by)
         metrics[kind], cells[kind] = result.at(alpha, beta), (alpha, beta)
     return metrics, cells
 

@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     study.set_defaults(run=_command("cirlib.apps.commands", "study"))
 
     reproduce = commands.add_parser("reproduce", help="a paper setting on a real dataset, beside the paper's numbers")
-    reproduce.add_argument("--dataset", required=True, choices=paper_numbers.DATASETS)
+    reproduce.add_argument("--dataset", required=True, choices=paper_numbers.PAPER_DATASETS)
     reproduce.add_argument("--method", required=True, choices=paper_numbers.METHODS)
     reproduce.add_argument("--data-root", required=True, help="the dataset's folder (layouts: data/README.md)")
     reproduce.add_argument("--split", default="val", choices=("val", "test1", "test"),

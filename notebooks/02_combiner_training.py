@@ -52,11 +52,14 @@ from IPython.display import display
 from tqdm.auto import tqdm
 
 from cirlib.analysis import prepare_benchmark, read_fusion_log, summarise_curve
+from cirlib.apps import DEMO_DATASETS
 from cirlib.data.synth import preset
 from cirlib.encoders import describe, load_encoder
-from cirlib.experiments import config_variant, evaluate, run_fusion_job, val_features
+from cirlib.evaluation import evaluate_split
+from cirlib.experiments import config_variant, run_fusion_job, val_features
 from cirlib.features import FeatureCache
 from cirlib.fusion import ZERO_SHOT_BASELINES, Combiner
+from cirlib.metrics import protocol
 from cirlib.train import batch_classification_loss
 from cirlib.viz import difference_text, ranking, ranking_text, should_see, takeaways
 
@@ -65,8 +68,7 @@ size = "small" if SMALL else "medium"
 benchmark = ROOT / "data" / ("synth-small" if SMALL else "synth")
 manifest = prepare_benchmark(benchmark, preset(size))
 METHODS = ["sum", "combiner", "bilinear", "moe"]
-DATASETS = {"fashioniq": "synth-fashioniq", "cirr": "synth-cirr"}
-SELECTION = {"fashioniq": "avg", "cirr": "Avg"}  # the number each dataset selects its best epoch by
+SELECTION = {d: protocol(d).select_by for d in DEMO_DATASETS}  # the number each dataset selects its best epoch by
 
 # %% [markdown]
 # ## The models and the loss
@@ -121,7 +123,7 @@ print(inspect.getsource(batch_classification_loss))
 def notebook_config(method: str, dataset: str):
     small = {"epochs": 6, "batch_size": 64} if SMALL else {}
     return config_variant(ROOT / "configs" / f"synth_{method}_{dataset}.yaml", ROOT / "runs" / "notebooks",
-                          data_root=str(benchmark / DATASETS[dataset]), cache=str(ROOT / "data" / "cache"), **small)
+                          data_root=str(benchmark / DEMO_DATASETS[dataset]), cache=str(ROOT / "data" / "cache"), **small)
 
 
 print(notebook_config("moe", "cirr"))
@@ -152,7 +154,7 @@ about a million parameters (the table below counts them). The folder name ends i
 # the eight runs.
 
 # %% tags=["progress"]
-jobs = [(m, d) for d in DATASETS for m in METHODS]
+jobs = [(m, d) for d in DEMO_DATASETS for m in METHODS]
 results = {(m, d): run_fusion_job(notebook_config(m, d), resume=True, progress=False, verbose=False)
            for m, d in tqdm(jobs, desc="training runs", unit="run")}
 
@@ -164,7 +166,7 @@ results = {(m, d): run_fusion_job(notebook_config(m, d), resume=True, progress=F
 # %%
 logs = {(m, d): read_fusion_log(notebook_config(m, d).out) for m, d in jobs}
 fig, axes = plt.subplots(2, 2, figsize=(10, 6.5))
-for row, dataset in enumerate(DATASETS):
+for row, dataset in enumerate(DEMO_DATASETS):
     for method in METHODS[1:]:
         log = logs[method, dataset]
         epochs = [r["epoch"] for r in log]
@@ -172,8 +174,8 @@ for row, dataset in enumerate(DATASETS):
         axes[row, 1].plot(epochs, [r[SELECTION[dataset]] for r in log], "o-", label=method, ms=3)
     axes[row, 1].axhline(results["sum", dataset]["best"][SELECTION[dataset]], color="grey", ls="--",
                          label="sum (zero-shot)")
-    axes[row, 0].set(title=f"{DATASETS[dataset]}: training loss", xlabel="epoch", ylabel="batch classification loss")
-    axes[row, 1].set(title=f"{DATASETS[dataset]}: validation", xlabel="epoch", ylabel=SELECTION[dataset] + " (%)")
+    axes[row, 0].set(title=f"{DEMO_DATASETS[dataset]}: training loss", xlabel="epoch", ylabel="batch classification loss")
+    axes[row, 1].set(title=f"{DEMO_DATASETS[dataset]}: validation", xlabel="epoch", ylabel=SELECTION[dataset] + " (%)")
     axes[row, 1].legend(fontsize=8)
 fig.tight_layout()
 plt.show()
@@ -186,9 +188,9 @@ plt.show()
 # %%
 val_queries = {"fashioniq": sum(c["val"]["queries"] for c in counts["synth-fashioniq"].values()),
                "cirr": counts["synth-cirr"]["val"]["queries"]}
-one_query = {d: 100 / val_queries[d] for d in DATASETS}
+one_query = {d: 100 / val_queries[d] for d in DEMO_DATASETS}
 summaries = {(m, d): summarise_curve(logs[m, d], SELECTION[d]) for m, d in jobs if m != "sum"}
-curves = pd.DataFrame({f"{DATASETS[d]} {m}": {
+curves = pd.DataFrame({f"{DEMO_DATASETS[d]} {m}": {
     "best epoch": s.best_epoch, "best": s.best, "last epoch": s.last_epoch, "last": s.last,
     "first loss": s.first_loss, "last loss": s.last_loss, "falls": s.falls_after_peak(one_query[d])}
     for (m, d), s in summaries.items()}).T
@@ -203,12 +205,12 @@ def curve_story(dataset: str) -> str:
     details = "; ".join(f"{m} peaks at epoch {c.best_epoch} ({c.best:.1f}) and ends at {c.last:.1f}"
                         for m, c in runs.items())
     if not falling:
-        return (f"**{DATASETS[dataset]}**: no curve falls by more than one query ({one_query[dataset]:.2f} points) "
+        return (f"**{DEMO_DATASETS[dataset]}**: no curve falls by more than one query ({one_query[dataset]:.2f} points) "
                 f"after its peak while the loss falls ({details}): the models are still learning, as on medium.")
     losses = ", ".join(f"{runs[m].first_loss:.1f} → {runs[m].last_loss:.1f}" for m in falling)
     baseline = results["sum", dataset]["best"][SELECTION[dataset]]
     below = [m for m, c in runs.items() if c.last < baseline]
-    return (f"**{DATASETS[dataset]}**: {', '.join(falling)} fall{'s' if len(falling) == 1 else ''} after an early "
+    return (f"**{DEMO_DATASETS[dataset]}**: {', '.join(falling)} fall{'s' if len(falling) == 1 else ''} after an early "
             f"peak while the training loss keeps falling ({losses}): overfitting. {details}."
             + (f" At the last epoch {', '.join(below)} {'is' if len(below) == 1 else 'are'} below the untrained sum "
                f"({baseline:.1f})." if below else ""))
@@ -236,16 +238,16 @@ encoder = load_encoder("synthclip")
 print(describe(encoder))
 columns = {"fashioniq": ["avg R@10", "avg R@50", "avg"], "cirr": ["R@1", "R@5", "R@10", "Rsubset@1", "Avg"]}
 tables = {}
-for dataset in DATASETS:
+for dataset in DEMO_DATASETS:
     config = notebook_config("sum", dataset)
     features = val_features(encoder, FeatureCache(config.cache, progress=False), config)
-    rows = {name: evaluate(dataset, features, ZERO_SHOT_BASELINES[name]) for name in ("image only", "text only")}
+    rows = {name: evaluate_split(dataset, features, ZERO_SHOT_BASELINES[name]) for name in ("image only", "text only")}
     rows |= {method: results[method, dataset]["best"] for method in METHODS}
     table = pd.DataFrame(rows).T[columns[dataset]].astype(float)
     table["epoch"] = ["", "", ""] + [str(results[m, dataset]["best"]["epoch"]) for m in METHODS[1:]]
     table["parameters"] = [0, 0] + [results[m, dataset]["parameters"] for m in METHODS]
     tables[dataset] = table
-    display(table.style.format(precision=1, thousands=",").set_caption(f"{DATASETS[dataset]} (val, {size} benchmark)"))
+    display(table.style.format(precision=1, thousands=",").set_caption(f"{DEMO_DATASETS[dataset]} (val, {size} benchmark)"))
 
 # %%
 # README "Supervised fusion" > "Results on the medium synthetic benchmark" (8 epochs, best epoch, mean of 3 seeds)
@@ -262,13 +264,13 @@ def table_story(dataset: str) -> str:
     beaten = [m for m in METHODS[1:] if here["text only"] > here[m]]
     medium = {m: v for m, v in MEDIUM[dataset].items() if m != "metric"}
     agree = [m for m in ranking(here) if m in medium] == ranking(medium)
-    return (f"**{DATASETS[dataset]}, {metric}**: {ranking_text(here)}. Over sum: {gains}. "
+    return (f"**{DEMO_DATASETS[dataset]}, {metric}**: {ranking_text(here)}. Over sum: {gains}. "
             + (f"Text only beats {', '.join(beaten)} here. " if beaten else "Every trained model beats text only. ")
             + f"Medium benchmark: {ranking_text(medium)}; the order here "
             + ("is the same." if agree else "differs."))
 
 
-best_epochs = {d: {m: results[m, d]["best"]["epoch"] for m in METHODS[1:]} for d in DATASETS}
+best_epochs = {d: {m: results[m, d]["best"]["epoch"] for m in METHODS[1:]} for d in DEMO_DATASETS}
 subset = tables["cirr"]["Rsubset@1"]
 should_see(f"""
 {table_story("fashioniq")}
@@ -295,33 +297,33 @@ should_see(f"""
 # %%
 params = {m: results[m, "cirr"]["parameters"] for m in METHODS[1:]}
 gain = {d: {m: tables[d][MEDIUM[d]["metric"]][m] - tables[d][MEDIUM[d]["metric"]]["sum"] for m in METHODS[1:]}
-        for d in DATASETS}
-medium_gain = {d: {m: MEDIUM[d][m] - MEDIUM[d]["sum"] for m in METHODS[1:]} for d in DATASETS}
+        for d in DEMO_DATASETS}
+medium_gain = {d: {m: MEDIUM[d][m] - MEDIUM[d]["sum"] for m in METHODS[1:]} for d in DEMO_DATASETS}
 value = pd.DataFrame({"parameters": params}
-                     | {f"{DATASETS[d]} {MEDIUM[d]['metric']} gain": gain[d] for d in DATASETS}
-                     | {f"medium {DATASETS[d]} {MEDIUM[d]['metric']} gain": medium_gain[d] for d in DATASETS})
+                     | {f"{DEMO_DATASETS[d]} {MEDIUM[d]['metric']} gain": gain[d] for d in DEMO_DATASETS}
+                     | {f"medium {DEMO_DATASETS[d]} {MEDIUM[d]['metric']} gain": medium_gain[d] for d in DEMO_DATASETS})
 value.style.format(precision=1, thousands=",")
 
 # %%
-per_million = {d: {m: g / (params[m] / 1e6) for m, g in gain[d].items()} for d in DATASETS}
+per_million = {d: {m: g / (params[m] / 1e6) for m, g in gain[d].items()} for d in DEMO_DATASETS}
 should_see(f"""
 Bilinear and MoE have {params["bilinear"] / params["combiner"]:.1f} and {params["moe"] / params["combiner"]:.1f} times
 the Combiner's {params["combiner"]:,} parameters. Gain over sum per million parameters, synth-fashioniq:
 {ranking_text(per_million["fashioniq"])}; synth-cirr: {ranking_text(per_million["cirr"])}. Here the largest gain
-is {", ".join(f"{max(g, key=g.get)}'s on {DATASETS[d]}" for d, g in gain.items())}. On the medium benchmark the
+is {", ".join(f"{max(g, key=g.get)}'s on {DEMO_DATASETS[d]}" for d, g in gain.items())}. On the medium benchmark the
 extra parameters buy about a point over the Combiner (README, "Supervised fusion"). The Combiner's residual mix
 already does most of the work; the extra branches refine it, and on a small training set they have more to
 overfit with.
 """)
 
 # %%
-best_trained = {d: max(METHODS[1:], key=lambda m: tables[d][MEDIUM[d]["metric"]][m]) for d in DATASETS}
+best_trained = {d: max(METHODS[1:], key=lambda m: tables[d][MEDIUM[d]["metric"]][m]) for d in DEMO_DATASETS}
 best_gain = {d: difference_text(tables[d][MEDIUM[d]["metric"]][m], tables[d][MEDIUM[d]["metric"]]["sum"])
              for d, m in best_trained.items()}
 seconds = [log[-1]["seconds"] for (m, d), log in logs.items() if m != "sum"]  # "seconds" counts from the run's start
-overfit = {d: [m for m in METHODS[1:] if summaries[m, d].overfits(one_query[d])] for d in DATASETS}
+overfit = {d: [m for m in METHODS[1:] if summaries[m, d].overfits(one_query[d])] for d in DEMO_DATASETS}
 curve_point = ("validation falls after an early peak on " + "; ".join(
-    f"{DATASETS[d]} ({', '.join(ms)})" for d, ms in overfit.items() if ms) + ", while the training loss falls: the "
+    f"{DEMO_DATASETS[d]} ({', '.join(ms)})" for d, ms in overfit.items() if ms) + ", while the training loss falls: the "
     "small training set is learned by heart, and checkpoint selection hides it in the table."
     if any(overfit.values()) else "validation still rises near the last epoch here, so longer training would gain.")
 takeaways([

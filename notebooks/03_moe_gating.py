@@ -61,12 +61,13 @@ from cirlib.analysis import (
     top_expert_edit_type_nmi,
     utilisation,
 )
+from cirlib.apps import DEMO_DATASETS
 from cirlib.data.synth import preset
 from cirlib.encoders import load_encoder
+from cirlib.evaluation import evaluate_split
 from cirlib.experiments import (
     analyse_routing,
     config_variant,
-    evaluate,
     fusion_method,
     query_texts,
     run_fusion_job,
@@ -81,7 +82,6 @@ ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 size = "small" if SMALL else "medium"
 benchmark = ROOT / "data" / ("synth-small" if SMALL else "synth")
 manifest = prepare_benchmark(benchmark, preset(size))
-DATASETS = {"fashioniq": "synth-fashioniq", "cirr": "synth-cirr"}
 
 
 def moe_config(dataset: str, name: str = "synth_moe"):
@@ -89,7 +89,7 @@ def moe_config(dataset: str, name: str = "synth_moe"):
     its run is reused when present."""
     small = {"epochs": 6, "batch_size": 64} if SMALL else {}
     return config_variant(ROOT / "configs" / f"{name}_{dataset}.yaml", ROOT / "runs" / "notebooks",
-                          data_root=str(benchmark / DATASETS[dataset]), cache=str(ROOT / "data" / "cache"), **small)
+                          data_root=str(benchmark / DEMO_DATASETS[dataset]), cache=str(ROOT / "data" / "cache"), **small)
 
 
 # %% [markdown]
@@ -126,7 +126,7 @@ print(inspect.getsource(MoECombiner.forward))
 # %%
 encoder = load_encoder("synthclip")
 models, features, weights, types, best_epoch = {}, {}, {}, {}, {}
-for dataset in DATASETS:
+for dataset in DEMO_DATASETS:
     config = moe_config(dataset)
     best_epoch[dataset] = run_fusion_job(config, resume=True, progress=False, verbose=False)["best"]["epoch"]
     models[dataset] = load_trained_fusion(Path(config.out) / "best.safetensors")[0]
@@ -146,25 +146,25 @@ for dataset in DATASETS:
 # mean router weight of 1/4.
 
 # %%
-usage = {d: pd.DataFrame(utilisation(weights[d]), index=[f"expert {e}" for e in range(4)]) for d in DATASETS}
+usage = {d: pd.DataFrame(utilisation(weights[d]), index=[f"expert {e}" for e in range(4)]) for d in DEMO_DATASETS}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3))
-for ax, dataset in zip(axes, DATASETS):
-    usage[dataset].plot.bar(ax=ax, rot=0, title=DATASETS[dataset], ylim=(0, 1.25))
+for ax, dataset in zip(axes, DEMO_DATASETS):
+    usage[dataset].plot.bar(ax=ax, rot=0, title=DEMO_DATASETS[dataset], ylim=(0, 1.25))
     ax.legend(fontsize=8, loc="upper center", ncols=3)
-    display(usage[dataset].style.format(precision=3).set_caption(DATASETS[dataset]))
+    display(usage[dataset].style.format(precision=3).set_caption(DEMO_DATASETS[dataset]))
 fig.tight_layout()
 plt.show()
 
 # %%
-dominant = {d: int(usage[d]["mean router weight"].argmax()) for d in DATASETS}
-carried = {d: usage[d]["mean router weight"].iloc[dominant[d]] for d in DATASETS}
-top_share = {d: usage[d]["top share"].iloc[dominant[d]] for d in DATASETS}
+dominant = {d: int(usage[d]["mean router weight"].argmax()) for d in DEMO_DATASETS}
+carried = {d: usage[d]["mean router weight"].iloc[dominant[d]] for d in DEMO_DATASETS}
+top_share = {d: usage[d]["top share"].iloc[dominant[d]] for d in DEMO_DATASETS}
 collapsed = all(c > 0.8 for c in carried.values())
 should_see(f"""
 {"The router has collapsed. " if collapsed else ""}{" ".join(
-    f"On {DATASETS[d]} expert {dominant[d]} carries {carried[d]:.2f} of the router weight on average and is the top "
-    f"expert for {100 * top_share[d]:.1f}% of the queries." for d in DATASETS)} Each query still runs two experts, but
-the second gets the crumbs ({", ".join(f"{1 - carried[d]:.2f}" for d in DATASETS)} on average): top-2 routing has
+    f"On {DEMO_DATASETS[d]} expert {dominant[d]} carries {carried[d]:.2f} of the router weight on average and is the top "
+    f"expert for {100 * top_share[d]:.1f}% of the queries." for d in DEMO_DATASETS)} Each query still runs two experts, but
+the second gets the crumbs ({", ".join(f"{1 - carried[d]:.2f}" for d in DEMO_DATASETS)} on average): top-2 routing has
 become top-1 with one expert. Why: the training loss contains no load-balancing term
 (`load_balance_weight` = {models["cirr"].load_balance_weight:g}), and top-k routing rewards the rich. The expert
 that wins the top slot early receives the gradient of most queries, improves, and the loss pushes its router score
@@ -182,22 +182,22 @@ The medium benchmark shows the same (README, "The MoE router collapses": one exp
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 by_type, nmi = {}, {}
-for ax, dataset in zip(axes, DATASETS):
+for ax, dataset in zip(axes, DEMO_DATASETS):
     by_type[dataset] = router_weights_by_edit_type(weights[dataset], types[dataset])
     names, table = by_type[dataset]
     nmi[dataset] = top_expert_edit_type_nmi(weights[dataset], types[dataset])
     sns.heatmap(table, annot=True, fmt=".2f", cmap="viridis", ax=ax, yticklabels=names,
                 xticklabels=[f"expert {e}" for e in range(table.shape[1])], cbar_kws={"label": "mean router weight"})
-    ax.set_title(f"{DATASETS[dataset]}: NMI(top expert, edit type) = {nmi[dataset]:.3f}")
+    ax.set_title(f"{DEMO_DATASETS[dataset]}: NMI(top expert, edit type) = {nmi[dataset]:.3f}")
 fig.tight_layout()
 plt.show()
 
 # %%
-lowest = {d: by_type[d][1][:, dominant[d]].min() for d in DATASETS}
+lowest = {d: by_type[d][1][:, dominant[d]].min() for d in DEMO_DATASETS}
 should_see(f"""
 One bright column per dataset. {" ".join(
-    f"On {DATASETS[d]} expert {dominant[d]} gets at least {lowest[d]:.2f} of the router weight for every one of the "
-    f"{len(by_type[d][0])} edit types, and NMI = {nmi[d]:.3f}." for d in DATASETS)} NMI is near 0 not because the
+    f"On {DEMO_DATASETS[d]} expert {dominant[d]} gets at least {lowest[d]:.2f} of the router weight for every one of the "
+    f"{len(by_type[d][0])} edit types, and NMI = {nmi[d]:.3f}." for d in DEMO_DATASETS)} NMI is near 0 not because the
 experts share the edit types out at random, but because one expert is the top expert for (nearly) everything: a
 label that is (almost) constant can carry no information about the edit type. No specialisation can show while
 the router is collapsed (medium: NMI at most 0.0074, README "The MoE router collapses"). Open question 1 trains
@@ -214,20 +214,20 @@ with a load-balancing loss.
 # %%
 metric = {"fashioniq": ["avg R@10", "avg R@50"], "cirr": ["R@1", "R@10", "Avg"]}
 knockouts = {}
-for dataset in DATASETS:
-    full = evaluate(dataset, features[dataset], fusion_method(models[dataset]))
+for dataset in DEMO_DATASETS:
+    full = evaluate_split(dataset, features[dataset], fusion_method(models[dataset]))
     rows = {"all experts": {k: full[k] for k in metric[dataset]}}
     for expert in range(4):
-        off = evaluate(dataset, features[dataset], expert_off_method(models[dataset], expert))
+        off = evaluate_split(dataset, features[dataset], expert_off_method(models[dataset], expert))
         rows[f"expert {expert} off"] = {k: off[k] - full[k] for k in metric[dataset]}
     knockouts[dataset] = pd.DataFrame(rows).T
     display(knockouts[dataset].style.format(precision=2).set_caption(
-        f"{DATASETS[dataset]}: recall with all experts, then the change (points) with one off"))
+        f"{DEMO_DATASETS[dataset]}: recall with all experts, then the change (points) with one off"))
 
 # %%
 HEADLINE = {"fashioniq": "avg R@10", "cirr": "R@10"}  # the numbers the README quotes for the medium knockout
 MEDIUM_KNOCKOUT = {"fashioniq": -13.2, "cirr": -2.4}  # README "The MoE router collapses": the dominant expert off
-one_query = {d: 100 / len(weights[d]) for d in DATASETS}
+one_query = {d: 100 / len(weights[d]) for d in DEMO_DATASETS}
 
 
 def knockout_effect(dataset: str) -> str:
@@ -247,17 +247,17 @@ def knockout_story(dataset: str) -> str:
     count = {k: round(abs(v) / one_query[dataset]) for k, v in own.items()}
     moves = ", ".join(f"{k} {v:+.2f} ({count[k]} quer{'y' if count[k] == 1 else 'ies'})" for k, v in own.items())
     still = [name.removesuffix(" off") for name, row in changes.iterrows() if row.abs().max() < one_query[dataset]]
-    return (f"**{DATASETS[dataset]}**: switching the dominant expert {dominant[dataset]} off "
+    return (f"**{DEMO_DATASETS[dataset]}**: switching the dominant expert {dominant[dataset]} off "
             f"{knockout_effect(dataset)} recall: {moves} (medium: {HEADLINE[dataset]} "
             f"{MEDIUM_KNOCKOUT[dataset]:+.1f}). "
             + (f"With {' or '.join(still)} off no metric moves by a whole query: their router weights are too small "
                "to matter." if still else "Every knockout moves some metric by at least a query."))
 
 
-effect = {d: knockout_effect(d) for d in DATASETS}
+effect = {d: knockout_effect(d) for d in DEMO_DATASETS}
 effects = (f"{effect['cirr']} recall on both datasets" if len(set(effect.values())) == 1
-           else " and ".join(f"{e} recall on {DATASETS[d]}" for d, e in effect.items()))
-epochs = " and ".join(f"{best_epoch[d]} ({DATASETS[d]})" for d in DATASETS)
+           else " and ".join(f"{e} recall on {DEMO_DATASETS[d]}" for d, e in effect.items()))
+epochs = " and ".join(f"{best_epoch[d]} ({DEMO_DATASETS[d]})" for d in DEMO_DATASETS)
 as_on_medium = set(effect.values()) == {"lowers"}
 should_see(f"""
 {knockout_story("fashioniq")}
@@ -300,7 +300,7 @@ print(inspect.getsource(switch_loss))
 
 # %%
 analyses = {}
-for dataset in DATASETS:
+for dataset in DEMO_DATASETS:
     config = moe_config(dataset, "synth_moe_balanced")
     run_fusion_job(config, resume=True, progress=False, verbose=False)
     balanced = load_trained_fusion(Path(config.out) / "best.safetensors")[0]
@@ -308,15 +308,15 @@ for dataset in DATASETS:
     analyses[dataset] = {name: analyse_routing(model, dataset, features[dataset], *groups)
                          for name, model in (("default", models[dataset]), ("balanced", balanced))}
     display(pd.DataFrame({name: a.summary(dataset) for name, a in analyses[dataset].items()}).T
-            .style.format(precision=3).set_caption(f"{DATASETS[dataset]}: default MoE against the balanced one"))
+            .style.format(precision=3).set_caption(f"{DEMO_DATASETS[dataset]}: default MoE against the balanced one"))
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-for ax, dataset in zip(axes, DATASETS):
+for ax, dataset in zip(axes, DEMO_DATASETS):
     chosen = analyses[dataset]["balanced"]
     sns.heatmap(chosen.by_edit_type, annot=True, fmt=".2f", cmap="viridis", vmin=0, vmax=1, ax=ax,
                 yticklabels=chosen.edit_types, xticklabels=[f"expert {e}" for e in range(4)],
                 cbar_kws={"label": "mean router weight"})
-    ax.set_title(f"{DATASETS[dataset]}, balanced: NMI(top expert, edit type) = {chosen.nmi_edit_type:.3f}")
+    ax.set_title(f"{DEMO_DATASETS[dataset]}, balanced: NMI(top expert, edit type) = {chosen.nmi_edit_type:.3f}")
 fig.tight_layout()
 plt.show()
 
@@ -326,7 +326,7 @@ def balance_story(dataset: str) -> str:
     old, new = analyses[dataset]["default"], analyses[dataset]["balanced"]
     metric = HEADLINE[dataset]
     change = new.recall[metric] - old.recall[metric]
-    return (f"**{DATASETS[dataset]}**: the busiest expert is the top expert for {new.balance['top share']:.0%} of the "
+    return (f"**{DEMO_DATASETS[dataset]}**: the busiest expert is the top expert for {new.balance['top share']:.0%} of the "
             f"queries (default {old.balance['top share']:.0%}; top entropy {new.balance['top entropy']:.2f} against "
             f"{old.balance['top entropy']:.2f}); NMI(top expert, edit type) {new.nmi_edit_type:.3f} (default "
             f"{old.nmi_edit_type:.3f}), NMI(top expert, cause) {new.nmi_cause:.3f}; {metric} {change:+.1f} points "
@@ -334,12 +334,12 @@ def balance_story(dataset: str) -> str:
 
 
 spread = all(analyses[d]["balanced"].balance["top share"] < analyses[d]["default"].balance["top share"] - 0.1
-             for d in DATASETS)
-specialised = any(analyses[d]["balanced"].nmi_edit_type > 0.2 for d in DATASETS)
-gain = {d: analyses[d]["balanced"].recall[HEADLINE[d]] - analyses[d]["default"].recall[HEADLINE[d]] for d in DATASETS}
-large = [d for d in DATASETS if abs(gain[d]) >= 1]
-balanced_nmi = ", ".join(f"{analyses[d]['balanced'].nmi_edit_type:.3f}" for d in DATASETS)
-recall_here = (f"Recall moves by {', '.join(f'{gain[d]:+.1f} {HEADLINE[d]} ({DATASETS[d]})' for d in DATASETS)} here, "
+             for d in DEMO_DATASETS)
+specialised = any(analyses[d]["balanced"].nmi_edit_type > 0.2 for d in DEMO_DATASETS)
+gain = {d: analyses[d]["balanced"].recall[HEADLINE[d]] - analyses[d]["default"].recall[HEADLINE[d]] for d in DEMO_DATASETS}
+large = [d for d in DEMO_DATASETS if abs(gain[d]) >= 1]
+balanced_nmi = ", ".join(f"{analyses[d]['balanced'].nmi_edit_type:.3f}" for d in DEMO_DATASETS)
+recall_here = (f"Recall moves by {', '.join(f'{gain[d]:+.1f} {HEADLINE[d]} ({DEMO_DATASETS[d]})' for d in DEMO_DATASETS)} here, "
                + ("more than on medium, where over three seeds the balanced MoE was within a point of the default "
                   "(54.6 against 54.9 avg R@10 on synth-fashioniq, 42.3 against 43.2 R@10 on synth-cirr). One seed on "
                   "this small benchmark is one draw: trust the medium study's three seeds for the direction."
@@ -368,8 +368,8 @@ takeaways([
     "Top-k routing: the router scores the experts, keeps the k best, softmaxes their scores into router weights "
     "and runs only those experts; the gate g then mixes the raw text and image features, dimension by dimension.",
     f"Without a load-balancing loss the router collapses: one expert carries "
-    f"{', '.join(f'{carried[d]:.2f} ({DATASETS[d]})' for d in DATASETS)} of the weight, here as on medium.",
-    f"So the top expert tells nothing about the edit type (NMI {', '.join(f'{nmi[d]:.3f}' for d in DATASETS)}): "
+    f"{', '.join(f'{carried[d]:.2f} ({DEMO_DATASETS[d]})' for d in DEMO_DATASETS)} of the weight, here as on medium.",
+    f"So the top expert tells nothing about the edit type (NMI {', '.join(f'{nmi[d]:.3f}' for d in DEMO_DATASETS)}): "
     "a collapsed MoE is a Combiner with one large branch and three idle ones.",
     f"Switching the dominant expert off {effects} here; on medium it costs 13.2 points avg R@10 "
     "(synth-fashioniq). A knockout shows what an expert is worth only where the model has learned something that "

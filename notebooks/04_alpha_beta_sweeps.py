@@ -134,10 +134,10 @@ baselines = evaluate_methods(benchmark_features(encoder, cache, benchmark), ZERO
 datasets = {"synth-fashioniq": "fashioniq", "synth-cirr": "cirr", "synth-circo": "circo"}
 sweeps = {name: sweep(splits[name], progress=False) for name in datasets}
 corners = {}
-for name, kind in datasets.items():
-    metric = protocol(kind).select_by
-    corners[name] = {"α=0, β=0": sweeps[name].at(0, 0)[metric], "image only": baselines[kind]["image only"][metric],
-                     "α=1, β=0": sweeps[name].at(1, 0)[metric], "text only": baselines[kind]["text only"][metric]}
+for name, dataset in datasets.items():
+    metric = protocol(dataset).select_by
+    corners[name] = {"α=0, β=0": sweeps[name].at(0, 0)[metric], "image only": baselines[dataset]["image only"][metric],
+                     "α=1, β=0": sweeps[name].at(1, 0)[metric], "text only": baselines[dataset]["text only"][metric]}
     print(f"{name:16s} {metric}: " + "  ".join(f"{k} {v:.1f}" for k, v in corners[name].items()))
 
 # %%
@@ -260,7 +260,7 @@ spreads = {name: similarity_spread(splits[name]) for name in datasets}
 balance = pd.DataFrame.from_dict(
     {name: {"σ_v (image)": spreads[name]["image"], "σ_t (text)": spreads[name]["text"],
             "balanced α*": spreads[name]["image"] / (spreads[name]["image"] + spreads[name]["text"]),
-            "best α": best_cell(sweeps[name], protocol(kind).select_by)[0]} for name, kind in datasets.items()},
+            "best α": best_cell(sweeps[name], protocol(dataset).select_by)[0]} for name, dataset in datasets.items()},
     orient="index")
 balance.round(3)
 
@@ -285,12 +285,12 @@ similarities more, and its best α ({span(balance["best α"].min(), balance["bes
 
 # %%
 rows = {}
-for name, kind in datasets.items():
-    metric = protocol(kind).select_by
+for name, dataset in datasets.items():
+    metric = protocol(dataset).select_by
     alpha, beta, value = best_cell(sweeps[name], metric)
     rows[name] = {"selected by": metric, "best α": alpha, "best β": beta, "best": value,
                   "paper α, β": sweeps[name].at(PAPER_ALPHA, PAPER_BETA)[metric],
-                  **{method: metrics[metric] for method, metrics in baselines[kind].items()}}
+                  **{method: metrics[metric] for method, metrics in baselines[dataset].items()}}
 pd.DataFrame.from_dict(rows, orient="index").round(2)  # by rows, so each column keeps its type
 
 # %%
@@ -391,8 +391,8 @@ demo's default WeiMoCIR row.
 # %%
 code_sweeps = {name: sweep(splits[name], variant="code", progress=False) for name in datasets}
 code_rows = {}
-for name, kind in datasets.items():
-    metric = protocol(kind).select_by
+for name, dataset in datasets.items():
+    metric = protocol(dataset).select_by
     slides_alpha, _, slides_best = best_cell(sweeps[name], metric)
     norms = feature_norms(splits[name])
     code_rows[name] = {"selected by": metric,
@@ -584,7 +584,7 @@ takeaways([
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_train_split_choice", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
 # Sweep both train splits (`sweep(train[name], progress=False)`), take
-# `best_cell(train_sweep, protocol(kind).select_by)` and read that cell on val with `sweeps[name].at(alpha, beta)`. With `SMALL = True` (synthclip): synth-fashioniq
+# `best_cell(train_sweep, protocol(dataset).select_by)` and read that cell on val with `sweeps[name].at(alpha, beta)`. With `SMALL = True` (synthclip): synth-fashioniq
 # picks α=0.6, β=0.3 on train, which scores 84.4 avg on val against the val-tuned 84.7 (α=0.6, β=0); synth-cirr
 # picks α=0.7, β=0.2, 44.4 Avg on val against 46.7 (α=0.8, β=0.1). The held-out choice lands next to the val
 # optimum (one grid step in α or β) and loses 0.3 and 2.3 points: that is how optimistic the val-tuned "best

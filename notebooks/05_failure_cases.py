@@ -52,7 +52,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from cirlib.analysis import failure_examples, grid_inputs, group_table, synth_image_path
-from cirlib.apps import DATASETS, DemoConfig, demo_outcomes, run_demo
+from cirlib.apps import DEMO_DATASETS, DemoConfig, demo_outcomes, run_demo
 from cirlib.metrics import protocol
 from cirlib.viz import difference_text, group_recall_bars, ranking, ranking_text, retrieval_grid, should_see, takeaways
 
@@ -80,7 +80,7 @@ result = run_demo(config, verbose=False)
 
 # %%
 for dataset, rows in result.tables.items():  # dropna: columns only the baselines have
-    display(pd.DataFrame(rows).T.dropna(axis=1).style.format(precision=1).set_caption(f"{DATASETS[dataset]} (val)"))
+    display(pd.DataFrame(rows).T.dropna(axis=1).style.format(precision=1).set_caption(f"{DEMO_DATASETS[dataset]} (val)"))
 
 # %%
 def short(name: str, dataset: str) -> str:
@@ -94,11 +94,11 @@ for dataset, rows in result.tables.items():
     values = {short(name, dataset): row[metric] for name, row in rows.items()}  # WeiMoCIR: the held-out row
     orders[dataset] = ranking({method: values[method] for method in MEDIUM[dataset]})
     same = orders[dataset] == ranking(MEDIUM[dataset])
-    lines.append(f"- **{DATASETS[dataset]}** ({metric}): {ranking_text(values)}. "
+    lines.append(f"- **{DEMO_DATASETS[dataset]}** ({metric}): {ranking_text(values)}. "
                  + ("" if not SMALL else "The same order of the three as on medium." if same else
                     f"On medium the order is {ranking_text(MEDIUM[dataset])}."))
-reversed_order = [DATASETS[d] for d, order in orders.items() if order != ranking(MEDIUM[d])]
-free_first = [DATASETS[d] for d, order in orders.items() if order[0] == "WeiMoCIR"]
+reversed_order = [DEMO_DATASETS[d] for d, order in orders.items() if order != ranking(MEDIUM[d])]
+free_first = [DEMO_DATASETS[d] for d, order in orders.items() if order[0] == "WeiMoCIR"]
 nl = "\n"
 should_see(f"""
 Every method by the dataset's selection metric (FashionIQ: avg = (R@10 + R@50) / 2; CIRR: Avg = (R@5 +
@@ -125,10 +125,10 @@ The rest of this notebook compares the best trained and the best training-free m
 
 # %%
 outcomes, best = {}, {}
-for dataset in DATASETS:
+for dataset in DEMO_DATASETS:
     outcomes[dataset], best[dataset] = demo_outcomes(result, dataset)
     trained, free = best[dataset]
-    print(f"{DATASETS[dataset]}: best trained = {trained}, best training-free = {free}, "
+    print(f"{DEMO_DATASETS[dataset]}: best trained = {trained}, best training-free = {free}, "
           f"{len(outcomes[dataset])} queries")
 outcomes["cirr"].head()
 
@@ -161,22 +161,22 @@ Averaging "rank ≤ K" over the rows gives each method's R@{K} in the table abov
 
 # %%
 groups = {dataset: {by: group_table(outcomes[dataset], by=by, k=K) for by in ("causes", "edit types")}
-          for dataset in DATASETS}
-for dataset in DATASETS:
+          for dataset in DEMO_DATASETS}
+for dataset in DEMO_DATASETS:
     figure, axes = plt.subplots(1, 2, figsize=(14, 3.8))
     for ax, by in zip(axes, ("causes", "edit types")):
-        group_recall_bars(groups[dataset][by], f"R@{K} ", ax=ax, title=f"{DATASETS[dataset]}: R@{K} by {by[:-1]}")
+        group_recall_bars(groups[dataset][by], f"R@{K} ", ax=ax, title=f"{DEMO_DATASETS[dataset]}: R@{K} by {by[:-1]}")
     figure.tight_layout()
     plt.show()
 
 # %%
 lines = []
-for dataset in DATASETS:
+for dataset in DEMO_DATASETS:
     trained, free = best[dataset]
     for by, table in groups[dataset].items():
         gaps = table[f"R@{K} {free}"] - table[f"R@{K} {trained}"]
         widest = gaps.abs().idxmax()
-        lines.append(f"- **{DATASETS[dataset]}, by {by[:-1]}**: {short(free, dataset)} is ahead in {(gaps > 0).sum()} "
+        lines.append(f"- **{DEMO_DATASETS[dataset]}, by {by[:-1]}**: {short(free, dataset)} is ahead in {(gaps > 0).sum()} "
                      f"of {len(gaps)} groups, {trained} in {(gaps < 0).sum()}; the largest gap is on *{widest}* "
                      f"({abs(gaps[widest]):.1f} points, {table.loc[widest, 'queries']} queries, one query = "
                      f"{100 / table.loc[widest, 'queries']:.1f} points).")
@@ -191,10 +191,10 @@ the bar by {100 / smallest:.1f} points, so read gaps of a few points there as no
 """)
 
 # %%
-tables = {dataset: groups[dataset]["causes"] for dataset in DATASETS}
+tables = {dataset: groups[dataset]["causes"] for dataset in DEMO_DATASETS}
 for dataset, table in tables.items():
     display(table.style.format(precision=1).set_caption(
-        f"{DATASETS[dataset]}: failures (target not in the top {K}) by cause"))
+        f"{DEMO_DATASETS[dataset]}: failures (target not in the top {K}) by cause"))
 
 # %% [markdown]
 # Which cause costs each method the most recall? The lowest bar per method, computed:
@@ -203,7 +203,7 @@ for dataset, table in tables.items():
 for dataset, table in tables.items():
     for method in best[dataset]:
         column = table[f"R@{K} {method}"]
-        print(f"{DATASETS[dataset]:16s} {method:24s} weakest on {column.idxmin()!r} "
+        print(f"{DEMO_DATASETS[dataset]:16s} {method:24s} weakest on {column.idxmin()!r} "
               f"(R@{K} {column.min():.1f} over {table.loc[column.idxmin(), 'queries']} queries), "
               f"strongest on {column.idxmax()!r} ({column.max():.1f})")
 
@@ -216,7 +216,7 @@ for dataset, table in tables.items():
     trained, free = best[dataset]
     weakest = [table[f"R@{K} {method}"].idxmin() for method in (trained, free)]
     ahead = [cause for cause in table.index if table.loc[cause, f"R@{K} {free}"] > table.loc[cause, f"R@{K} {trained}"]]
-    lines.append(f"- **{DATASETS[dataset]}**: weakest cause {weakest[0]} for {trained} and {weakest[1]} for "
+    lines.append(f"- **{DEMO_DATASETS[dataset]}**: weakest cause {weakest[0]} for {trained} and {weakest[1]} for "
                  f"{short(free, dataset)} (medium: {MEDIUM_WEAKEST[dataset][0]} for MoE, {MEDIUM_WEAKEST[dataset][1]} "
                  f"for WeiMoCIR); WeiMoCIR is ahead on {len(ahead)} of {len(table)} causes"
                  f"{': ' + ', '.join(ahead) if 0 < len(ahead) < len(table) else ''} (medium: "
@@ -247,12 +247,12 @@ of images that show a disc, while the text feature of "disc" pulls them closer.
 
 # %%
 crosses = {}
-for dataset in DATASETS:
+for dataset in DEMO_DATASETS:
     frame, (trained, free) = outcomes[dataset], best[dataset]
     crosses[dataset] = pd.crosstab(frame[f"rank {trained}"] <= K, frame[f"rank {free}"] <= K,
                                    rownames=[f"{trained} finds it"], colnames=[f"{free} finds it"]
                                    ).reindex(index=[True, False], columns=[True, False], fill_value=0)
-    display(crosses[dataset].style.set_caption(DATASETS[dataset]))
+    display(crosses[dataset].style.set_caption(DEMO_DATASETS[dataset]))
 
 # %%
 lines = []
@@ -261,12 +261,12 @@ for dataset, crossed in crosses.items():
     n, both = int(crossed.values.sum()), int(crossed.loc[False, False])
     only_trained, only_free = int(crossed.loc[False, True]), int(crossed.loc[True, False])
     single = 100 * max(crossed.loc[True].sum(), crossed[True].sum()) / n
-    lines.append(f"- **{DATASETS[dataset]}**: both miss {both} of {n} queries; only {trained} misses {only_trained}, "
+    lines.append(f"- **{DEMO_DATASETS[dataset]}**: both miss {both} of {n} queries; only {trained} misses {only_trained}, "
                  f"only {short(free, dataset)} {only_free}. Picking the right method per query would reach R@{K} "
                  f"{100 * (n - both) / n:.1f}, {difference_text(100 * (n - both) / n, single)} than the better "
                  f"one alone.")
 should_see(f"""
-The rows say whether the best trained method ({" / ".join(dict.fromkeys(best[d][0] for d in DATASETS))}) finds
+The rows say whether the best trained method ({" / ".join(dict.fromkeys(best[d][0] for d in DEMO_DATASETS))}) finds
 the target in its top {K}, the columns whether WeiMoCIR does:
 
 {nl.join(lines)}
@@ -286,15 +286,15 @@ CIRR-style queries, and on CIRR one alone fails on 427 (MoE) and 552 (WeiMoCIR) 
 
 # %%
 shown = {}
-for dataset in DATASETS:
-    path_of = synth_image_path(config.benchmark, DATASETS[dataset])
+for dataset in DEMO_DATASETS:
+    path_of = synth_image_path(config.benchmark, DEMO_DATASETS[dataset])
     for method in best[dataset]:
         shown[dataset, method] = examples = failure_examples(outcomes[dataset], method, by="causes", k=K)
         if examples.empty:
-            print(f"{DATASETS[dataset]} {method}: no failures at K={K}")
+            print(f"{DEMO_DATASETS[dataset]} {method}: no failures at K={K}")
             continue
         figure = retrieval_grid(**grid_inputs(examples, method, path_of), thumb=1.5)
-        figure.suptitle(f"{DATASETS[dataset]} · {method}: one failure per cause", fontsize=10)
+        figure.suptitle(f"{DEMO_DATASETS[dataset]} · {method}: one failure per cause", fontsize=10)
         plt.show()
 
 # %%
@@ -304,7 +304,7 @@ for (dataset, method), examples in shown.items():
         continue
     ranks = examples[f"rank {method}"]
     reference_kept = sum(r.reference in top for r, top in zip(examples.itertuples(), examples[f"top {method}"]))
-    lines.append(f"- **{DATASETS[dataset]} · {short(method, dataset)}**: {len(examples)} failures, targets at "
+    lines.append(f"- **{DEMO_DATASETS[dataset]} · {short(method, dataset)}**: {len(examples)} failures, targets at "
                  f"#{ranks.min()}–#{ranks.max()}" + (f"; in {reference_kept} of them the top 5 hold the reference "
                                                        "image itself" if dataset == "fashioniq" else ""))
 should_see(f"""
@@ -322,10 +322,10 @@ failure of each cause is shown, so these are the hardest cases, not typical ones
 
 # %%
 caption_noise = {d: int(tables[d].loc["caption noise", "queries"]) if "caption noise" in tables[d].index else 0
-                 for d in DATASETS}
+                 for d in DEMO_DATASETS}
 takeaways([
     f"""
-    Ranking by the selection metric: {"; ".join(f"{DATASETS[d]} {' > '.join(orders[d])}" for d in DATASETS)}
+    Ranking by the selection metric: {"; ".join(f"{DEMO_DATASETS[d]} {' > '.join(orders[d])}" for d in DEMO_DATASETS)}
     {"(medium: trained MoE and Combiner far ahead of WeiMoCIR on synth-fashioniq, WeiMoCIR slightly ahead on "
      "synth-cirr)" if SMALL else ""}. The small benchmark is small: trust only gaps of many queries.""",
     f"""
@@ -333,10 +333,10 @@ takeaways([
     {negation_weak} of the 4 method-dataset pairs here and {medium_negation} of 4 on medium.""",
     f"""
     The two methods fail together on {", ".join(f"{int(c.loc[False, False])} of {int(c.values.sum())} "
-    f"{DATASETS[d]}" for d, c in crosses.items())} queries: those need better features; the queries only one
+    f"{DEMO_DATASETS[d]}" for d, c in crosses.items())} queries: those need better features; the queries only one
     misses are the room for combining them.""",
     f"""
-    Vague captions ("caption noise", {" and ".join(f"{n} {DATASETS[d]}" for d, n in caption_noise.items() if n)}
+    Vague captions ("caption noise", {" and ".join(f"{n} {DEMO_DATASETS[d]}" for d, n in caption_noise.items() if n)}
     queries here) fail by construction: another image fits the text too, so a "failure" may be a correct
     retrieval the single ground truth does not credit. CIRR's Recall_subset and CIRCO's multiple ground truths
     exist for this reason.""",

@@ -34,7 +34,7 @@ from cirlib.experiments.paper_numbers import (
     paper_result,
     paper_weights,
 )
-from cirlib.experiments.reproduce import MissingDatasetError
+from cirlib.experiments.reproduce_config import MissingDatasetError
 from cirlib.features import FeatureCache, fashioniq_features
 from cirlib.inversion import PromptEncoder
 from cirlib.inversion import evaluate as inversion_evaluate

@@ -13,8 +13,9 @@ from cirlib.apps.demo import DemoConfig, _train, expected_time, run_demo
 from cirlib.apps.failure_report import demo_outcomes
 from cirlib.cli import main
 from cirlib.experiments.jobs import evaluate_checkpoint
+from cirlib.metrics import protocol
 from cirlib.weimocir.select import split_metrics
-from cirlib.weimocir.sweeps import SELECT_BY, best_cell
+from cirlib.weimocir.sweeps import best_cell
 from tests.helpers import tiny_model_dir
 from tests.precision import cuda_float32_policy
 
@@ -38,10 +39,10 @@ def test_tables_hold_every_method_with_its_own_numbers(demo_run):
         assert list(rows) == ["image only", "text only", "sum", "sum (normalised inputs)",
                               result.weimocir_label(dataset), result.upper_bound_label(dataset), "Combiner", "MoE"]
         sweep, choice = result.sweeps[dataset], result.held_out[dataset]
-        assert best_cell(sweep, SELECT_BY[dataset])[:2] == result.best_cells[dataset] == choice.upper_cell
+        assert best_cell(sweep, protocol(dataset).select_by)[:2] == result.best_cells[dataset] == choice.upper_cell
         assert rows[result.upper_bound_label(dataset)] == sweep.at(*result.best_cells[dataset])
         # the default WeiMoCIR row: each half of val at the other half's best cell, scored on the whole split
-        assert choice.cells_text() in result.weimocir_label(dataset) and choice.metric == SELECT_BY[dataset]
+        assert choice.cells_text() in result.weimocir_label(dataset) and choice.metric == protocol(dataset).select_by
         assert rows[result.weimocir_label(dataset)] == pytest.approx(
             split_metrics(result.splits[dataset], result.weimocir_scores(dataset)), abs=1e-9)
         # the trained rows are the last epoch's checkpoint, evaluated again from the file
@@ -97,7 +98,7 @@ def test_failure_outcomes_reproduce_the_table_rows_of_both_best_methods(demo_run
     frame, (trained, free) = demo_outcomes(result, dataset)
     rows = result.tables[dataset]
     assert trained in ("Combiner", "MoE") and free not in ("Combiner", "MoE", result.upper_bound_label(dataset))
-    assert rows[trained][SELECT_BY[dataset]] == max(rows[m][SELECT_BY[dataset]] for m in ("Combiner", "MoE"))
+    assert rows[trained][protocol(dataset).select_by] == max(rows[m][protocol(dataset).select_by] for m in ("Combiner", "MoE"))
     for method in (trained, free):
         ranks = frame[f"rank {method}"].to_numpy()
         if dataset == "fashioniq":

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from cirlib.analysis.gating import balance_summary, expert_off_method
-from cirlib.experiments.job_features import evaluate
+from cirlib.evaluation import evaluate_split
 from cirlib.experiments.moe_study import (
     KNOCKOUT,
     SUMMARY_COLUMNS,
@@ -163,5 +163,5 @@ def test_knockouts_equal_evaluating_with_the_expert_switched_off(small_benchmark
     types, causes = query_groups("cirr", base.data_root, query_texts(features))
     analysis = analyse_routing(model, "cirr", features, types, causes)
     for expert in range(4):
-        assert analysis.knockout[expert] == evaluate("cirr", features, expert_off_method(model, expert))[KNOCKOUT["cirr"]]
-    assert analysis.recall["R@10"] == evaluate("cirr", features, lambda v, t: model(v, t).detach())["R@10"]
+        assert analysis.knockout[expert] == evaluate_split("cirr", features, expert_off_method(model, expert))[KNOCKOUT["cirr"]]
+    assert analysis.recall["R@10"] == evaluate_split("cirr", features, lambda v, t: model(v, t).detach())["R@10"]

@@ -16,7 +16,8 @@ from cirlib.cli import main
 from cirlib.encoders import load_encoder
 from cirlib.encoders.clip_model import build_clip
 from cirlib.encoders.loading import config_encoder
-from cirlib.experiments.job_features import evaluate, val_features
+from cirlib.evaluation import evaluate_split
+from cirlib.experiments.job_features import val_features
 from cirlib.experiments.jobs import load_job_config, run_stage1_job
 from cirlib.experiments.stage1_table import comparison_configs, config_paths, stage1_comparison
 from cirlib.features import FeatureCache
@@ -127,7 +128,7 @@ def test_the_best_checkpoint_is_an_encoder_with_its_own_feature_cache_entries(fi
     assert len(list((tmp_path / "cache").glob("edits-texts-*.safetensors"))) == 2
     assert torch.equal(cache.text_features(base, texts, "edits"), first)
     # The run validated each epoch's weights in memory; the best checkpoint through the cache gives the same numbers.
-    metrics = evaluate("cirr", val_features(tuned, cache, config), sum_fusion)
+    metrics = evaluate_split("cirr", val_features(tuned, cache, config), sum_fusion)
     assert metrics == {name: results["best"][name] for name in metrics}
 
 

@@ -35,7 +35,7 @@ from cirlib.weimocir.sweeps import (
 )
 from tests.helpers import random_split, tiny_model_dir
 
-KINDS = ("fashioniq", "cirr", "circo")
+DATASETS = ("fashioniq", "cirr", "circo")
 
 
 def assert_same(fast: SweepResult, plain: SweepResult) -> None:
@@ -56,9 +56,9 @@ def test_score_grid_equals_weighted_similarity_in_every_cell(variant):
 
 
 @pytest.mark.parametrize("variant", ["slides", "code"])
-@pytest.mark.parametrize("kind", KINDS)
-def test_fast_sweep_equals_the_per_cell_reference(kind, variant):
-    split = random_split(kind, seed=KINDS.index(kind))
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_fast_sweep_equals_the_per_cell_reference(dataset, variant):
+    split = random_split(dataset, seed=DATASETS.index(dataset))
     fast = sweep(split, variant=variant, progress=False)
     assert_same(fast, per_cell_sweep(split, variant=variant, progress=False))
     first = next(iter(fast.metrics.values()))
@@ -101,9 +101,9 @@ def test_rank_counting_by_hand_with_padding_ties_and_no_exclusion():
     assert target_ranks(scores, relevant, torch.tensor([2])).tolist()[0][:2] == [1, 3]
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_rank_counting_equals_the_metrics_functions_under_heavy_ties(kind):
-    split = random_split(kind, seed=3, queries=30)
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_rank_counting_equals_the_metrics_functions_under_heavy_ties(dataset):
+    split = random_split(dataset, seed=3, queries=30)
     f = split.features
     gen = torch.Generator().manual_seed(0)
     scores = torch.round(torch.randn(30, len(f.gallery_names), generator=gen))  # few distinct values: many ties
@@ -111,9 +111,9 @@ def test_rank_counting_equals_the_metrics_functions_under_heavy_ties(kind):
     ranks = target_ranks(scores, targets.relevant, targets.exclude)
     subset = None if targets.subset is None else subset_target_ranks(scores, targets.subset, targets.relevant[:, 0])
     fast = {name: float(v) for name, v in named_metrics(targets, ranks, subset).items()}
-    if kind == "fashioniq":
+    if dataset == "fashioniq":
         plain = {f"R@{k}": v for k, v in fashioniq_recall(scores, f.gallery_names, f.target_names).items()}
-    elif kind == "cirr":
+    elif dataset == "cirr":
         plain = cirr_recall(scores, f.gallery_names, f.reference_names, f.target_names, f.extra["img_set_members"])
     else:
         plain = {f"mAP@{k}": v for k, v in circo_map(scores, f.gallery_names, f.extra["gt_img_ids"]).items()}

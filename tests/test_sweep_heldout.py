@@ -42,7 +42,7 @@ def plain_metrics(split, halves, cells, variant: str, exclude_reference: bool) -
                                                          part.features.gallery_names, part.features.target_names)
                                   for name, part in split.items()})
     f, scores = split.features, plain_scores(split, halves, cells, variant)
-    if split.kind == "cirr":
+    if split.dataset == "cirr":
         return cirr_recall(scores, f.gallery_names, f.reference_names, f.target_names, f.extra["img_set_members"])
     return {f"mAP@{k}": v for k, v in circo_map(scores, f.gallery_names, f.extra["gt_img_ids"],
                                                 reference_ids=f.reference_names,
@@ -96,7 +96,7 @@ def test_held_out_metrics_equal_the_plain_reference(case, variant):
     full = sweep(split, ALPHAS, BETAS, variant, exclude_reference=exclude, progress=False)
     choice = held_out_choice(split, variant, seed=7, full=full, exclude_reference=exclude, device="cpu")
     halves, metric = query_halves(split, seed=7), protocol(case).select_by
-    assert choice.metric == metric and choice.kind == case
+    assert choice.metric == metric and choice.dataset == case
     for index, other in ((0, 1), (1, 0)):
         chosen_on = per_cell_sweep(fold(split, halves, other), ALPHAS, BETAS, variant, exclude_reference=exclude,
                                    progress=False)

@@ -183,7 +183,7 @@ def test_a_fusion_without_parameters_is_validated_once_and_bad_settings_are_name
                           progress=False)
     assert result["best"]["epoch"] == 1 and "train loss" not in result["best"]
     assert result["best"]["R@1"] == recall_at_1(sum_fusion(held_out[0], held_out[1]), held_out[2])
-    with pytest.raises(ValueError, match="selection_metric 'avg' is not among"):
+    with pytest.raises(ValueError, match="field 'selection_metric' is 'avg'; expected one of the validation metrics"):
         train_fusion(config(tmp_path / "avg", selection_metric=None, epochs=1), train, validation(held_out),
                      progress=False)
     with pytest.raises(ValueError, match="exceeds the 600 triplets"):

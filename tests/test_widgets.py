@@ -54,12 +54,12 @@ def ink_share(png: bytes) -> float:
 def panels(tmp_path_factory):
     folder = tmp_path_factory.mktemp("images")
     result = {}
-    for kind, variant in (("cirr", "slides"), ("circo", "code")):
-        split = random_split(kind, seed=1)
+    for dataset, variant in (("cirr", "slides"), ("circo", "code")):
+        split = random_split(dataset, seed=1)
         for name in split.features.gallery_names:
             Image.new("RGB", (8, 8), (hash(str(name)) % 255, 90, 30)).save(folder / f"{name}.png")
         split.image_path = lambda name: folder / f"{name}.png"
-        result[kind] = Panel(sweep(split, alphas=(0.0, 0.5, 0.8, 1.0), betas=(0.0, 0.1, 0.6), variant=variant,
+        result[dataset] = Panel(sweep(split, alphas=(0.0, 0.5, 0.8, 1.0), betas=(0.0, 0.1, 0.6), variant=variant,
                                    progress=False), split)
     return result
 
@@ -73,9 +73,9 @@ def test_compute_view_snaps_to_the_grid_and_reads_the_sweep(panels):
     assert "<b>R@5 " in format_readouts(view, "R@5")
 
 
-@pytest.mark.parametrize("kind", ["cirr", "circo"])
-def test_top_results_follow_alpha_beta_and_the_protocol(panels, kind):
-    panel = panels[kind]
+@pytest.mark.parametrize("dataset", ["cirr", "circo"])
+def test_top_results_follow_alpha_beta_and_the_protocol(panels, dataset):
+    panel = panels[dataset]
     f, c = panel.split.features, panel.split.captions
     variant = panel.result.variant
     query = 4
@@ -84,9 +84,9 @@ def test_top_results_follow_alpha_beta_and_the_protocol(panels, kind):
         scores = weighted_similarity(f.reference, f.text, f.gallery, c.gallery, alpha, beta, variant,
                                      c.reference)[query]
         order = [f.gallery_names[i] for i in top_k_indices(scores, 6)[0]]
-        expected = [n for n in order if n != f.reference_names[query]][:5] if kind == "cirr" else order[:5]
+        expected = [n for n in order if n != f.reference_names[query]][:5] if dataset == "cirr" else order[:5]
         assert top.names == expected
-        relevant = f.extra["gt_img_ids"][query] if kind == "circo" else [f.target_names[query]]
+        relevant = f.extra["gt_img_ids"][query] if dataset == "circo" else [f.target_names[query]]
         assert top.correct == [n in relevant for n in expected]
     assert top_results(panel, 0.0, 0.0, query).names != top_results(panel, 1.0, 0.6, query).names
     with pytest.raises(ValueError, match="field 'query' is 99; expected a query index from 0 to"):

@@ -34,21 +34,22 @@ from cirlib.analysis.benchmark import format_summary, prepare_benchmark
 from cirlib.data.synth.config import SIZES, preset
 from cirlib.encoders import describe, load_encoder
 from cirlib.encoders.transforms import PREPROCESS_KINDS
-from cirlib.evaluation.evaluate import CIRR_COLUMNS, FASHIONIQ_COLUMNS, markdown_table
-from cirlib.experiments.job_features import evaluate
+from cirlib.evaluation.evaluate import evaluate_split, markdown_table
 from cirlib.experiments.jobs import config_variant, run_fusion_job
 from cirlib.features import FeatureCache
 from cirlib.features.captions import split_features, synth_captioned_splits
 from cirlib.fusion import ZERO_SHOT_BASELINES
+from cirlib.metrics.protocols import protocol
 from cirlib.util.atomic import save_figure, write_json, write_text
 from cirlib.util.config import DEVICE, PRECISIONS, setting, validate
 from cirlib.util.device import resolve_device
 from cirlib.viz.plots import parameter_heatmap
 from cirlib.weimocir import VARIANTS
 from cirlib.weimocir.select import Cell, HeldOutChoice, Scores, held_out_choice
-from cirlib.weimocir.sweeps import SELECT_BY, SweepResult, sweep
+from cirlib.weimocir.sweeps import SweepResult, sweep
 
-DATASETS = {"fashioniq": "synth-fashioniq", "cirr": "synth-cirr"}
+DEMO_DATASETS = {"fashioniq": "synth-fashioniq", "cirr": "synth-cirr"}
+"""The datasets the demo (and notebooks 02, 03, 05) train on: {dataset: its folder in the synthetic benchmark}."""
 FUSION_LABELS = {"combiner": "Combiner", "moe": "MoE", "bilinear": "Bilinear", "sum": "Sum"}
 FIRST_RUN_MINUTES = {"tiny": 1, "small": 2, "medium": 6}
 """A first run's wall time on 2 CPU cores with the default settings (measured; README)."""
@@ -145,7 +146,7 @@ def _config_path(config: DemoConfig, dataset: str, fusion: str) -> Path:
 
 def _check_configs(config: DemoConfig) -> None:
     """Fail before the long stages if a training config is missing."""
-    for dataset in DATASETS:
+    for dataset in DEMO_DATASETS:
         for fusion in config.fusions:
             path = _config_path(config, dataset, fusion)
             if not path.is_file():
@@ -155,11 +156,11 @@ def _check_configs(config: DemoConfig) -> None:
 
 def _train(config: DemoConfig, dataset: str, fusion: str, verbose: bool = True) -> tuple[Path, dict]:
     job = config_variant(_config_path(config, dataset, fusion), config.runs, epochs=config.epochs,
-                         seed=config.training_seed, data_root=str(Path(config.benchmark) / DATASETS[dataset]),
+                         seed=config.training_seed, data_root=str(Path(config.benchmark) / DEMO_DATASETS[dataset]),
                          model=config.model, pretrained=config.pretrained, preprocess=config.preprocess,
                          cache=config.cache, device=config.device, precision=config.precision)
     results = run_fusion_job(job, resume=True, progress=verbose, verbose=verbose)
-    metrics = {k: v for k, v in results["last"].items() if k in FASHIONIQ_COLUMNS + CIRR_COLUMNS}
+    metrics = {k: v for k, v in results["last"].items() if k in protocol(dataset).columns}
     return Path(job.out), metrics
 
 
@@ -169,7 +170,7 @@ def _figures(result: DemoResult, out: Path) -> list[Path]:
     for ax, (dataset, metric) in zip(axes, (("fashioniq", "avg R@10"), ("cirr", "R@10"))):
         names, values = list(result.tables[dataset])[::-1], [m[metric] for m in result.tables[dataset].values()][::-1]
         ax.barh(names, values, color="steelblue")
-        ax.set(xlabel=f"{metric} (%)", title=f"{DATASETS[dataset]} (val)", xlim=(0, 100))
+        ax.set(xlabel=f"{metric} (%)", title=f"{DEMO_DATASETS[dataset]} (val)", xlim=(0, 100))
         for y, value in enumerate(values):
             ax.text(value + 1, y, f"{value:.1f}", va="center", fontsize=8)
     figure.tight_layout()
@@ -178,9 +179,9 @@ def _figures(result: DemoResult, out: Path) -> list[Path]:
     figure = Figure(figsize=(13, 5))
     axes = figure.subplots(1, 2)
     for ax, (dataset, result_) in zip(axes, result.sweeps.items()):
-        metric = SELECT_BY[dataset]
+        metric = protocol(dataset).select_by
         parameter_heatmap(result_.metrics[metric], result_.alphas, result_.betas, ax=ax,
-                          title=f"WeiMoCIR {DATASETS[dataset]} {metric}")
+                          title=f"WeiMoCIR {DEMO_DATASETS[dataset]} {metric}")
     figure.tight_layout()
     heatmaps = out / "demo_sweep.png"
     save_figure(heatmaps, figure, dpi=110)
@@ -214,9 +215,9 @@ def run_demo(config: DemoConfig, verbose: bool = True) -> DemoResult:
         encoder = load_encoder(config.model, pretrained=config.pretrained, preprocess=config.preprocess,
                                device=config.device)
         splits = synth_captioned_splits(encoder, FeatureCache(config.cache, progress=verbose), config.benchmark,
-                                        datasets=list(DATASETS.values()))
-        splits = {dataset: splits[name] for dataset, name in DATASETS.items()}
-        tables = {dataset: {name: evaluate(dataset, split_features(split), method)
+                                        datasets=list(DEMO_DATASETS.values()))
+        splits = {dataset: splits[name] for dataset, name in DEMO_DATASETS.items()}
+        tables = {dataset: {name: evaluate_split(dataset, split_features(split), method)
                             for name, method in ZERO_SHOT_BASELINES.items()} for dataset, split in splits.items()}
     sweeps: dict[str, SweepResult] = {}
     held_out: dict[str, HeldOutChoice] = {}
@@ -227,9 +228,9 @@ def run_demo(config: DemoConfig, verbose: bool = True) -> DemoResult:
             tables[dataset][held_out_label(choice)] = choice.metrics
             tables[dataset][upper_bound_label(choice.upper_cell)] = choice.upper_metrics
     best_cells = {dataset: choice.upper_cell for dataset, choice in held_out.items()}
-    runs: dict[str, dict[str, Path]] = {dataset: {} for dataset in DATASETS}
+    runs: dict[str, dict[str, Path]] = {dataset: {} for dataset in DEMO_DATASETS}
     with stage("training Combiner and MoE"):
-        for dataset in DATASETS:
+        for dataset in DEMO_DATASETS:
             for fusion in config.fusions:
                 label = FUSION_LABELS.get(fusion, fusion)
                 runs[dataset][label], tables[dataset][label] = _train(config, dataset, fusion, verbose)
@@ -270,9 +271,9 @@ def _tables_markdown(result: DemoResult) -> dict[str, str]:
             "val queries scored at the best (α, β) of the other half (held-out; α, β: the two halves' cells), and "
             "the best cell of this val split itself (an upper bound)")
     kinds = {"fashioniq": "recall", "cirr": "CIRR metrics"}
-    return {dataset: markdown_table(result.tables[dataset], columns,
-                                    f"{DATASETS[dataset]} (val), {kinds[dataset]} %, {config.model}; {note}")
-            for dataset, columns in (("fashioniq", FASHIONIQ_COLUMNS), ("cirr", CIRR_COLUMNS))}
+    return {dataset: markdown_table(result.tables[dataset], protocol(dataset).columns,
+                                    f"{DEMO_DATASETS[dataset]} (val), {kinds[dataset]} %, {config.model}; {note}")
+            for dataset in DEMO_DATASETS}
 
 
 def _machine() -> dict:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from cirlib.analysis.edits import query_groups
 from cirlib.analysis.failures import method_scores, query_outcomes
-from cirlib.apps.demo import DATASETS, DemoResult
+from cirlib.apps.demo import DEMO_DATASETS, DemoResult
 from cirlib.experiments.jobs import fusion_method
 from cirlib.features.captions import split_features
 from cirlib.fusion import ZERO_SHOT_BASELINES
@@ -45,6 +45,6 @@ def demo_outcomes(result: DemoResult, dataset: str, k: int = 5) -> tuple[pd.Data
         scores[free] = method_scores(ZERO_SHOT_BASELINES[free], features)
     rules = protocol(dataset)
     texts = {c: f.query_texts for c, f in features.items()} if rules.has_categories else features.query_texts
-    types, causes = query_groups(dataset, Path(result.config.benchmark) / DATASETS[dataset], texts)
+    types, causes = query_groups(dataset, Path(result.config.benchmark) / DEMO_DATASETS[dataset], texts)
     frame = query_outcomes(features, scores, types, causes, exclude_reference=rules.removes_reference(), k=k)
     return frame, (trained, free)

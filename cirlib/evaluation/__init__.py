@@ -3,5 +3,5 @@
 from cirlib.util.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "cirlib.evaluation.evaluate": ["benchmark_features", "evaluate_methods", "format_results"],
+    "cirlib.evaluation.evaluate": ["benchmark_features", "evaluate_methods", "evaluate_split", "format_results"],
 })

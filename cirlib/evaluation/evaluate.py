@@ -39,10 +39,6 @@ from cirlib.util.errors import CirlibError
 Method = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def metric_names(dataset: str, categories: Sequence[str] = FashionIQ.CATEGORIES) -> list[str]:
-    """The keys of :func:`evaluate_fashioniq` (over ``categories``) or :func:`evaluate_cirr`: ``Protocol.metric_names``."""
-    return protocol(dataset).metric_names(categories)
-
 
 def similarity(method: Method, features: SplitFeatures) -> torch.Tensor:
     """(Q, G) cosine similarity of the fused queries to the gallery: the dense reference for small splits."""
@@ -177,11 +173,6 @@ def format_table(results: Mapping[str, Mapping[str, float]], columns: Sequence[s
 def markdown_table(results: Mapping[str, Mapping[str, float]], columns: Sequence[str], title: str) -> str:
     """The same rows as :func:`format_table`, as a markdown table under a bold title (for READMEs and reports)."""
     return tables.markdown_table(["method", *columns], _rows(results, columns, 1), f"**{title}**")
-
-
-FASHIONIQ_COLUMNS = ["dress R@10", "dress R@50", "shirt R@10", "shirt R@50", "toptee R@10", "toptee R@50",
-                     "avg R@10", "avg R@50", "avg"]
-CIRR_COLUMNS = ["R@1", "R@5", "R@10", "R@50", "Rsubset@1", "Rsubset@2", "Rsubset@3", "Avg"]
 
 
 def format_results(results: dict[str, dict[str, dict]]) -> str:

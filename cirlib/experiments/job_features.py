@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 
 from cirlib.encoders.loading import Encoder
-from cirlib.evaluation.evaluate import Method, evaluate_cirr, evaluate_fashioniq
 from cirlib.features import FeatureCache, cirr_features, fashioniq_features
 from cirlib.features.extract import encode_images, encode_texts
 from cirlib.features.splits import SplitFeatures
+from cirlib.metrics.protocols import protocol
 from cirlib.train.stage1 import Stage1Config
 from cirlib.train.stage2 import FusionTrainConfig
 from cirlib.train.triplets import TripletFeatures, cirr_triplets, fashioniq_triplets
@@ -34,7 +34,7 @@ def val_features(encoder: Encoder, cache: FeatureCache | MemoryFeatures,
     """The validation split's cached features: per FashionIQ category, or CIRR's val split (``config.on_missing``
     applies; skipped queries are not counted, so recall is over fewer queries than the paper's)."""
     label = dataset_label(config)
-    if config.dataset == "fashioniq":
+    if protocol(config.dataset).has_categories:
         return {c: fashioniq_features(encoder, cache, config.data_root, c, "val", label, config.on_missing)
                 for c in config.categories}
     return cirr_features(encoder, cache, config.data_root, "val", label, config.on_missing)
@@ -43,15 +43,11 @@ def val_features(encoder: Encoder, cache: FeatureCache | MemoryFeatures,
 def train_features(encoder: Encoder, cache: FeatureCache, config: FusionTrainConfig) -> TripletFeatures:
     """The training split's triplets (FashionIQ with CLIP4Cir's four text forms; ``config.on_missing`` applies)."""
     label = dataset_label(config)
-    if config.dataset == "fashioniq":
+    if protocol(config.dataset).has_categories:
         return fashioniq_triplets(encoder, cache, config.data_root, "train", config.categories, dataset=label,
                                   on_missing=config.on_missing)
     return cirr_triplets(encoder, cache, config.data_root, "train", label, config.on_missing)
 
-
-def evaluate(dataset: str, features: ValFeatures, method: Method) -> dict[str, float]:
-    """The dataset's own metrics for ``method``."""
-    return evaluate_fashioniq(features, method) if dataset == "fashioniq" else evaluate_cirr(features, method)
 
 
 class MemoryFeatures:

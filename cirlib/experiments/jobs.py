@@ -21,12 +21,13 @@ import torch
 
 from cirlib.encoders import describe
 from cirlib.encoders.loading import Encoder, config_encoder
-from cirlib.evaluation.evaluate import Method, metric_names
-from cirlib.experiments.job_features import MemoryFeatures, evaluate, train_features, val_features
+from cirlib.evaluation.evaluate import Method, evaluate_split
+from cirlib.experiments.job_features import MemoryFeatures, train_features, val_features
 from cirlib.features import FeatureCache
 from cirlib.features.splits import merged_missing, missing_summary
 from cirlib.fusion import parameter_count, sum_fusion
 from cirlib.inversion import LinCIRConfig, Pic2WordConfig, SearleConfig, train_lincir, train_pic2word, train_searle
+from cirlib.metrics.protocols import protocol, require_metric
 from cirlib.train.pseudo_triplets import PseudoTripletConfig, pseudo_triplets
 from cirlib.train.run_folder import open_run
 from cirlib.train.stage1 import STAGE1_RUN, Stage1Config, image_triplets, stage1_loop
@@ -94,7 +95,7 @@ def _fusion_job(config: FusionTrainConfig, previous: dict | None, context: DistC
         if context.is_main and verbose:
             print(f"pseudo triplets: {counts}", flush=True)
     trained = fusion_loop(config, data, previous, context,
-                          lambda model: evaluate(config.dataset, features, fusion_method(model)), pseudo, every_k,
+                          lambda model: evaluate_split(config.dataset, features, fusion_method(model)), pseudo, every_k,
                           progress, verbose)
     results = {"config": config.to_json(), "encoder": describe(encoder), "train triplets": len(data),
                "pseudo triplets": counts, "parameters": parameter_count(trained["model"]),
@@ -118,7 +119,7 @@ def evaluate_checkpoint(path: Path | str, cache: Path | str = "data/cache", devi
     config = load_config(FusionTrainConfig, None, **{**stored, "on_missing": on_missing or stored.get("on_missing")})
     features = val_features(config_encoder(config, device), FeatureCache(config.cache), config)
     return {"config": record["config"], "checkpoint": str(path), "epoch": record["epoch"],
-            "metrics": evaluate(config.dataset, features, fusion_method(model)),
+            "metrics": evaluate_split(config.dataset, features, fusion_method(model)),
             "missing": missing_summary(merged_missing(features))}
 
 
@@ -141,7 +142,7 @@ def _stage1_job(config: Stage1Config, previous: dict | None, progress: bool, ver
     def validate(current: Encoder) -> dict[str, float]:
         features = val_features(current, MemoryFeatures(), config)
         missing.update(merged_missing(features))
-        return evaluate(config.dataset, features, sum_fusion)
+        return evaluate_split(config.dataset, features, sum_fusion)
 
     trained = stage1_loop(config, encoder, triplets, previous, validate, progress, verbose)
     results = {"config": config.to_json(), "encoder": base, "train triplets": len(triplets),
@@ -190,11 +191,9 @@ def load_job_config(path: Path | str, **overrides):
             raise ConfigError("command line", name, value, f"nothing: a {kind} job has no such field (drop it)")
     config = load_config(JOBS[kind].config, path, **overrides)
     if isinstance(config, (FusionTrainConfig, Stage1Config)) and config.selection_metric is not None:
-        valid = metric_names(config.dataset, config.categories)
-        if config.selection_metric not in valid:
-            source = "command line" if overrides.get("selection_metric") is not None else str(path)
-            raise ConfigError(source, "selection_metric", config.selection_metric,
-                              f"one of {config.dataset}'s validation metrics: {', '.join(valid)} (or null)")
+        source = "command line" if overrides.get("selection_metric") is not None else str(path)
+        require_metric(config.selection_metric, protocol(config.dataset).metric_names(config.categories), source,
+                       "selection_metric", f"{config.dataset}'s validation metrics (or null)")
     return JOBS[kind], config
 
 

@@ -36,7 +36,8 @@ from cirlib.analysis.gating import (
     top_expert_edit_type_nmi,
 )
 from cirlib.encoders.loading import config_encoder
-from cirlib.experiments.job_features import ValFeatures, evaluate, val_features
+from cirlib.evaluation.evaluate import evaluate_split
+from cirlib.experiments.job_features import ValFeatures, val_features
 from cirlib.experiments.jobs import fusion_method, load_job_config, run_fusion_job
 from cirlib.features import FeatureCache
 from cirlib.features.splits import SplitFeatures
@@ -158,10 +159,10 @@ def query_texts(features: ValFeatures) -> dict[str, list[str]] | list[str]:
 def analyse_routing(model: MoECombiner, dataset: str, features: ValFeatures, types: Sequence[Sequence[str]],
                     causes: Sequence[Sequence[str]]) -> RoutingAnalysis:
     """Recall, balance, NMIs, knockouts and per-edit-type routing of ``model`` on the val ``features``."""
-    metrics = evaluate(dataset, features, fusion_method(model))
+    metrics = evaluate_split(dataset, features, fusion_method(model))
     weights, _ = routing_weights(model, *_queries(features))
     names, table = router_weights_by_edit_type(weights, [list(t) for t in types])
-    knockout = [evaluate(dataset, features, expert_off_method(model, e))[KNOCKOUT[dataset]]
+    knockout = [evaluate_split(dataset, features, expert_off_method(model, e))[KNOCKOUT[dataset]]
                 for e in range(model.num_experts)] if model.num_experts > model.top_k else []
     return RoutingAnalysis(recall={m: metrics[m] for m in RECALL[dataset]}, balance=balance_summary(weights),
                            nmi_edit_type=top_expert_edit_type_nmi(weights, [list(t) for t in types]),

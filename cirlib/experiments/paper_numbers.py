@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DATASETS = ("fashioniq", "cirr", "circo")
+PAPER_DATASETS = ("fashioniq", "cirr", "circo")
 ZERO_SHOT_METHODS = ("image-only", "text-only", "sum")
 TRAINED_METHODS = ("combiner", "clip-cd", "moe")
 METHODS = (*ZERO_SHOT_METHODS, "weimocir", *TRAINED_METHODS)

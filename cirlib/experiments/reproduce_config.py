@@ -13,8 +13,8 @@ from cirlib.data import DatasetError
 from cirlib.encoders.loading import BUNDLED
 from cirlib.encoders.transforms import PREPROCESS_KINDS
 from cirlib.experiments.paper_numbers import (
-    DATASETS,
     METHODS,
+    PAPER_DATASETS,
     PAPER_SETTINGS,
     TRAINED_METHODS,
     default_weights,
@@ -44,7 +44,7 @@ UNHASHED = ("cache", "device", "results")
 class ReproduceConfig:
     """One reproduction run; printed first and saved with the results. None: the checkpoint's, else the paper's."""
 
-    dataset: str = setting(choices=DATASETS)
+    dataset: str = setting(choices=PAPER_DATASETS)
     method: str = setting(choices=METHODS)
     data_root: str = setting()
     model: str | None = None        # an open_clip architecture (with pretrained) or a model folder

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from cirlib.encoders.loading import config_encoder
-from cirlib.experiments.job_features import dataset_label, evaluate, val_features
+from cirlib.evaluation.evaluate import evaluate_split
+from cirlib.experiments.job_features import dataset_label, val_features
 from cirlib.experiments.jobs import load_job_config, run_fusion_job
 from cirlib.features import FeatureCache
 from cirlib.features.splits import merged_missing, missing_summary
@@ -57,7 +58,7 @@ def seed_table(config_paths: Sequence[Path | str], seeds: Sequence[int], results
             features = val_features(config_encoder(base), FeatureCache(base.cache), base)
             table["missing"] = missing_summary(merged_missing(features))
             for name in ("image only", "text only"):
-                table["rows"][name] = {"runs": [evaluate(base.dataset, features, ZERO_SHOT_BASELINES[name])],
+                table["rows"][name] = {"runs": [evaluate_split(base.dataset, features, ZERO_SHOT_BASELINES[name])],
                                        "parameters": 0}
         folder = Path(base.out) if runs is None else Path(runs) / Path(base.out).name
         done = [run_fusion_job(seed_variant(base, seed, folder), resume=True) for seed in seeds]

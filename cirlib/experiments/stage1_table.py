@@ -25,7 +25,7 @@ from cirlib.experiments.jobs import load_job_config, run_fusion_job, run_stage1_
 from cirlib.experiments.seeds import format_seed_table, mean_std, seed_variant
 from cirlib.train.run_folder import config_differences
 from cirlib.train.stage1 import BEST, Stage1Config
-from cirlib.train.stage2 import DATASETS, FusionTrainConfig
+from cirlib.train.stage2 import TRAINABLE_DATASETS, FusionTrainConfig
 from cirlib.util.atomic import write_json
 from cirlib.util.errors import CirlibError, ConfigError, FileError
 
@@ -104,7 +104,7 @@ def config_paths(folder: Path | str, dataset: str) -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line (module docstring); an error a user can fix is one line on stderr, exit status 2."""
     parser = argparse.ArgumentParser(prog="python -m cirlib.experiments.stage1_table", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
+    parser.add_argument("--datasets", nargs="+", choices=TRAINABLE_DATASETS, default=list(TRAINABLE_DATASETS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--configs", default="configs", help="the folder of the configs")
     parser.add_argument("--results", default="results", help="where the table JSON goes")

@@ -20,9 +20,7 @@ from cirlib.data import CIRCO, CIRR, FashionIQ, captions_for, read_gallery_capti
 from cirlib.encoders.loading import Encoder
 from cirlib.features.cache import FeatureCache
 from cirlib.features.splits import SplitFeatures, circo_features, cirr_features, fashioniq_features
-
-KINDS = ("fashioniq", "cirr", "circo")
-"""Evaluation protocols: FashionIQ recall, CIRR recall (+ subset), CIRCO mAP."""
+from cirlib.metrics.protocols import protocol
 
 SYNTH_CAPTION_FILES = {"fashioniq": "gallery_captions/{category}.{split}.json",
                        "cirr": "gallery_captions/{split}.json",
@@ -52,22 +50,21 @@ class CaptionFeatures:
 
 @dataclass
 class CaptionedSplit:
-    """One evaluation split with all WeiMoCIR needs; ``kind`` (one of ``KINDS``) picks the metrics and
+    """One evaluation split with all WeiMoCIR needs; ``dataset`` (a ``cirlib.metrics.PROTOCOLS`` name) picks the metrics and
     ``image_path`` (gallery name -> file) lets figures show the images."""
 
-    kind: str
+    dataset: str
     features: SplitFeatures
     captions: CaptionFeatures
     image_path: Callable[[Hashable], Path] | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        protocol(self.dataset)  # an unknown name is a ValueError naming the valid ones
 
     def queries(self, rows: Sequence[int]) -> CaptionedSplit:
         """The same split with only the queries at ``rows`` (see ``SplitFeatures.queries``)."""
         captions = CaptionFeatures(self.captions.gallery, self.captions.reference[[int(row) for row in rows]])
-        return CaptionedSplit(self.kind, self.features.queries(rows), captions, self.image_path)
+        return CaptionedSplit(self.dataset, self.features.queries(rows), captions, self.image_path)
 
 
 def split_features(split: CaptionedSplit | Mapping[str, CaptionedSplit]) -> SplitFeatures | dict[str, SplitFeatures]:
@@ -99,7 +96,7 @@ def caption_features(encoder: Encoder, cache: FeatureCache, caption_file: Path |
     return features[[position[text] for row in rows for text in row]].reshape(len(rows), r, -1)
 
 
-def captioned_split(encoder: Encoder, cache: FeatureCache, kind: str, features: SplitFeatures,
+def captioned_split(encoder: Encoder, cache: FeatureCache, dataset: str, features: SplitFeatures,
                     caption_file: Path | str, label: str, image_path: Callable[[Hashable], Path] | None = None,
                     r: int = 3) -> CaptionedSplit:
     """``features`` plus the caption features of its gallery and of its queries' reference images."""
@@ -109,7 +106,7 @@ def captioned_split(encoder: Encoder, cache: FeatureCache, kind: str, features: 
     encoded = caption_features(encoder, cache, caption_file, names, label, r)
     row = {name: i for i, name in enumerate(names)}
     captions = CaptionFeatures(encoded[: len(gallery_names)], encoded[[row[n] for n in features.reference_names]])
-    return CaptionedSplit(kind, features, captions, image_path)
+    return CaptionedSplit(dataset, features, captions, image_path)
 
 
 def _synth_fashioniq(encoder: Encoder, cache: FeatureCache, root: Path, split: str, r: int,

@@ -50,8 +50,8 @@ from cirlib.train.run_folder import RunLayout, open_run
 from cirlib.train.schedule import LR_SCHEDULES
 from cirlib.train.stage2 import (
     BEST,
-    DATASETS,
     LAST,
+    TRAINABLE_DATASETS,
     EpochLog,
     check_categories,
     epoch_plan,
@@ -76,7 +76,7 @@ class Stage1Config:
     Defaults follow CLIP4Cir's README command (AdamW, lr 2e-6 constant, batch 128); its epochs (100) are not."""
 
     kind: str = setting("stage1", choices=("stage1",))
-    dataset: str = setting("fashioniq", choices=DATASETS)   # the reader and the metric
+    dataset: str = setting("fashioniq", choices=TRAINABLE_DATASETS)   # the reader and the metric
     data_root: str = "data/synth/synth-fashioniq"
     categories: list = setting(factory=lambda: ["dress", "shirt", "toptee"], items=FashionIQ.CATEGORIES)
     model: str = "synthclip"              # load_encoder's model, pretrained and preprocess: the encoder to fine-tune

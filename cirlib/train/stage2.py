@@ -57,7 +57,7 @@ from cirlib.util.errors import ConfigError
 
 Validate = Callable[[nn.Module], dict[str, float]]
 LAST, BEST = "last.safetensors", "best.safetensors"
-DATASETS = tuple(name for name, rules in PROTOCOLS.items() if rules.training_split)  # fashioniq, cirr
+TRAINABLE_DATASETS = tuple(name for name, rules in PROTOCOLS.items() if rules.training_split)  # fashioniq, cirr
 FUSION_RUN = RunLayout("fusion training", LAST, "epoch", (LAST, BEST, "log.json", "log.csv", "results.json"))
 """What a fusion job writes in its run folder (``results.json``: :func:`cirlib.experiments.jobs.run_fusion_job`)."""
 
@@ -72,7 +72,7 @@ class FusionTrainConfig:
     """
 
     kind: str = setting("fusion", choices=("fusion",))
-    dataset: str = setting("fashioniq", choices=DATASETS)   # the reader and the metric
+    dataset: str = setting("fashioniq", choices=TRAINABLE_DATASETS)   # the reader and the metric
     data_root: str = "data/synth/synth-fashioniq"
     categories: list = setting(factory=lambda: ["dress", "shirt", "toptee"], items=FashionIQ.CATEGORIES)
     model: str = "synthclip"              # load_encoder's model, pretrained and preprocess

@@ -95,7 +95,7 @@ def top_results(panel: Panel, alpha: float, beta: float, query: int, k: int = 5)
     row = slice(query, query + 1)
     scores = weighted_similarity(f.reference[row], f.text[row], f.gallery, captions.gallery, alpha, beta,
                                  panel.result.variant, captions.reference[row])
-    rules = protocol(panel.split.kind)
+    rules = protocol(panel.split.dataset)
     exclude = [f.reference_names[query]] if rules.removes_reference() else None
     names = rank_gallery(scores, f.gallery_names, k=k, exclude=exclude)[0]
     relevant = set(f.extra["gt_img_ids"][query]) if rules.several_targets else {f.target_names[query]}
@@ -122,7 +122,7 @@ def format_readouts(view: View, metric: str) -> str:
 
 def default_metric(result: SweepResult) -> str:
     """The benchmark's model-selection metric (its protocol's ``select_by``), else the first one."""
-    preferred = protocol(result.kind).select_by if result.kind in PROTOCOLS else None
+    preferred = protocol(result.dataset).select_by if result.dataset in PROTOCOLS else None
     return preferred if preferred in result.metrics else next(iter(result.metrics))
 
 

@@ -48,7 +48,7 @@ def _padded(rows: Sequence[Sequence[int]]) -> torch.Tensor:
 
 def grid_targets(split: CaptionedSplit, exclude_reference: bool) -> GridTargets:
     """The split's gallery columns by its protocol; ``exclude_reference`` is CIRCO's flag."""
-    features, rules = split.features, protocol(split.kind)
+    features, rules = split.features, protocol(split.dataset)
     column = {name: i for i, name in enumerate(features.gallery_names)}
     lists = ([list(dict.fromkeys(gt)) for gt in features.extra["gt_img_ids"]] if rules.several_targets
              else [[target] for target in features.target_names])
@@ -97,7 +97,7 @@ def named_metrics(targets: GridTargets, gallery_ranks: torch.Tensor,
 
 def cell_metrics(split: CaptionedSplit, scores: torch.Tensor, exclude_reference: bool) -> dict[str, float]:
     """One cell's metrics through the ``cirlib.metrics`` functions (the plain path), named as :func:`named_metrics`."""
-    f, rules = split.features, protocol(split.kind)
+    f, rules = split.features, protocol(split.dataset)
     if rules.several_targets:
         return map_columns(circo_map(scores, f.gallery_names, f.extra["gt_img_ids"], rules.ks, f.reference_names,
                                      exclude_reference))

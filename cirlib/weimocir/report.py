@@ -113,7 +113,7 @@ def best_cells_markdown(sweeps: Mapping[str, Sequence[SweepResult]], baselines: 
     """
     blocks = []
     for name, results in sweeps.items():
-        rules = protocol(results[0].kind)
+        rules = protocol(results[0].dataset)
         select, columns = rules.select_by, rules.summary_columns
         rows = [(method, "", "", metrics) for method, metrics in baselines[name].items()]
         choices = held_out[name] if held_out else [None] * len(results)
@@ -143,4 +143,4 @@ def benchmark_report(encoder: Encoder, cache: FeatureCache, benchmark: Path | st
     sweeps = {name: [sweep(split, variant=variant) for variant in variants] for name, split in splits.items()}
     held_out = {name: [held_out_choice(splits[name], result.variant, full=result) for result in results]
                 for name, results in sweeps.items()}
-    return best_cells_markdown(sweeps, {f"synth-{kind}": methods for kind, methods in baselines.items()}, held_out)
+    return best_cells_markdown(sweeps, {f"synth-{dataset}": methods for dataset, methods in baselines.items()}, held_out)

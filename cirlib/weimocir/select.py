@@ -3,7 +3,7 @@
 The best cell of a sweep on the split it is reported on is an upper bound: the best of 121 cells on those very
 queries. Here the queries are halved at random, fixed by a seed (each FashionIQ category on its own; CIRR and CIRCO
 whole). Fold A's queries are scored with the best cell of a sweep of fold B, and fold B's with the best cell of
-fold A, by the benchmark's selection metric (``cirlib.metrics.protocol(kind).select_by``). Every query is thus scored
+fold A, by the benchmark's selection metric (``cirlib.metrics.protocol(dataset).select_by``). Every query is thus scored
 with a cell chosen on queries disjoint from it, and the held-out number is computed on the FULL split from those
 scores through ``cirlib.metrics`` (the plain path), so it is comparable with every other full-val number. Cost: one fast sweep per
 half (together about one sweep of the whole split) and one scoring per half at its chosen cell.
@@ -84,7 +84,7 @@ def split_metrics(split: Split, scores: Scores, exclude_reference: bool = False)
 class HeldOutChoice:
     """WeiMoCIR with (α, β) chosen on the other half of val, beside the best cell of the whole split."""
 
-    kind: str
+    dataset: str
     variant: str
     metric: str                        # the selection metric
     seed: int
@@ -134,12 +134,12 @@ def held_out_choice(split: Split, variant: str = "slides", metric: str | None = 
     split if the caller has it, gives the grid and the upper bound; without it one is made on the default grid.
     """
     full = _whole_sweep(split, variant, exclude_reference, device, full)
-    metric = metric or protocol(full.kind).select_by
+    metric = metric or protocol(full.dataset).select_by
     upper = best_cell(full, metric)[:2]
     halves = query_halves(split, seed)
     cells = tuple(best_cell(sweep(fold(split, halves, other), full.alphas, full.betas, variant,
                                   exclude_reference=exclude_reference, device=device, progress=False), metric)[:2]
                   for other in (1, 0))
     scores = fold_scores(split, halves, cells, variant, device)
-    return HeldOutChoice(full.kind, variant, metric, seed, halves, cells,
+    return HeldOutChoice(full.dataset, variant, metric, seed, halves, cells,
                          split_metrics(split, scores, exclude_reference), upper, full.at(*upper), exclude_reference)

@@ -38,8 +38,6 @@ from cirlib.weimocir.weighted import VARIANTS, weighted_similarity
 
 GRID = tuple(i / 10 for i in range(11))
 """The default α and β values: 0, 0.1, ..., 1 (an 11×11 grid)."""
-SELECT_BY = {"fashioniq": "avg", "cirr": "Avg", "circo": "mAP@10"}
-"""Kept for cirlib.apps.demo until it reads ``cirlib.metrics.protocol(dataset).select_by``; use that instead."""
 _EPS = 1e-12  # F.normalize's floor on a norm
 
 Split = CaptionedSplit | Mapping[str, CaptionedSplit]
@@ -53,7 +51,7 @@ class SweepResult:
     alphas: np.ndarray
     betas: np.ndarray
     metrics: dict[str, np.ndarray]
-    kind: str
+    dataset: str
     variant: str
     captions: tuple[int, ...] | None = None  # the caption indices used; None: all
 
@@ -139,7 +137,7 @@ def _check_grid(values: Sequence[float], name: str) -> np.ndarray:
 def _with_captions(split: CaptionedSplit, captions: Sequence[int] | None) -> CaptionedSplit:
     if captions is None:
         return split
-    return CaptionedSplit(split.kind, split.features, split.captions.select(captions), split.image_path)
+    return CaptionedSplit(split.dataset, split.features, split.captions.select(captions), split.image_path)
 
 
 def _one_split_sweep(split: CaptionedSplit, alphas: np.ndarray, betas: np.ndarray, variant: str,
@@ -151,7 +149,7 @@ def _one_split_sweep(split: CaptionedSplit, alphas: np.ndarray, betas: np.ndarra
     rows = max(1, chunk_elements // (n_gallery * split.captions.r))
     gallery_ranks = torch.empty(len(alphas), len(betas), n_queries, targets.relevant.shape[1], dtype=torch.int64)
     subset_ranks = torch.empty(len(alphas), len(betas), n_queries, dtype=torch.int64)
-    bar = tqdm(total=len(alphas) * len(betas) * -(-n_queries // rows), desc=f"sweep {split.kind}", unit="cell",
+    bar = tqdm(total=len(alphas) * len(betas) * -(-n_queries // rows), desc=f"sweep {split.dataset}", unit="cell",
                disable=not progress, mininterval=2.0)
     for start in range(0, n_queries, rows):
         part = slice(start, start + rows)
@@ -173,7 +171,7 @@ def _one_split_per_cell(split: CaptionedSplit, alphas: np.ndarray, betas: np.nda
                         exclude_reference: bool, progress: bool) -> dict[str, np.ndarray]:
     f, captions = split.features, split.captions
     cells: dict[str, np.ndarray] = {}
-    with tqdm(total=len(alphas) * len(betas), desc=f"per-cell {split.kind}", disable=not progress,
+    with tqdm(total=len(alphas) * len(betas), desc=f"per-cell {split.dataset}", disable=not progress,
               mininterval=2.0) as bar:
         for i, alpha in enumerate(alphas):
             for j, beta in enumerate(betas):
@@ -199,13 +197,13 @@ def _run(split: Split, alphas: Sequence[float], betas: Sequence[float], variant:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     alphas, betas = _check_grid(alphas, "alphas"), _check_grid(betas, "betas")
     if isinstance(split, Mapping):
-        if any(not protocol(s.kind).has_categories for s in split.values()):
+        if any(not protocol(s.dataset).has_categories for s in split.values()):
             raise ValueError("a mapping of splits is FashionIQ's categories; pass any other split on its own")
         metrics = _fashioniq_grid({name: one(_with_captions(s, captions), alphas, betas) for name, s in split.items()})
-        kind = FASHIONIQ.name
+        dataset = FASHIONIQ.name
     else:
-        metrics, kind = one(_with_captions(split, captions), alphas, betas), split.kind
-    return SweepResult(alphas, betas, metrics, kind, variant, None if captions is None else tuple(captions))
+        metrics, dataset = one(_with_captions(split, captions), alphas, betas), split.dataset
+    return SweepResult(alphas, betas, metrics, dataset, variant, None if captions is None else tuple(captions))
 
 
 def sweep(split: Split, alphas: Sequence[float] = GRID, betas: Sequence[float] = GRID, variant: str = "slides",
