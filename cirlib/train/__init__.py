@@ -1,8 +1,9 @@
-"""Training: contrastive pretraining of the small CLIP (``pretrain``), CLIP4Cir's stage-1 fine-tuning of both
-encoders with the sum fusion (``stage1``), and stage-2 training of fusion modules on cached features of a frozen
-encoder (``stage2``, with ``triplets``, ``loss``, ``schedule`` and CLIP-CD's ``pseudo_triplets``; the DDP plumbing
-is ``cirlib.util.distributed``). Validation metrics come in as callables: this layer imports no metrics,
-indexes or evaluation code."""
+"""Training: pretraining the small CLIP, CLIP4Cir's stage 1 (both towers) and stage 2 (fusion on cached features).
+
+``pretrain`` trains the small CLIP contrastively; ``stage1`` fine-tunes both encoders with the sum fusion; ``stage2``
+trains fusion modules on a frozen encoder's cached features (with ``triplets``, ``loss``, ``schedule`` and CLIP-CD's
+``pseudo_triplets``; the DDP plumbing is ``cirlib.util.distributed``). Validation metrics come in as callables: this
+layer asks only the datasets' protocols (``cirlib.metrics.protocols``), never indexes or evaluation code."""
 
 from cirlib.util.lazy import lazy_exports
 

@@ -1,4 +1,4 @@
-"""Training-free WeiMoCIR: weighted fusion of image, text and caption similarities, α/β sweeps, held-out choice, reports."""
+"""Training-free WeiMoCIR: weighted image/text/caption similarity, α/β sweeps, held-out choice, reports."""
 
 from cirlib.util.lazy import lazy_exports
 

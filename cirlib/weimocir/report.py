@@ -2,7 +2,7 @@
 the table of WeiMoCIR per dataset (paper setting, α/β chosen on held-out halves of val, best cell) next to the
 zero-shot baselines.
 
-    from cirlib.encoders import FeatureCache, load_encoder
+    from cirlib import FeatureCache, load_encoder
     from cirlib.weimocir.report import benchmark_report
     print(benchmark_report(load_encoder("synthclip"), FeatureCache("data/cache"), "data/synth"))
 """
