@@ -60,6 +60,7 @@ clean:
 	rm -rf $(VENV) data/synth results .pytest_cache
 
 # The curated one-line mutants of mutants/mutants.yaml, each applied to a temporary copy; a survivor fails the target.
+# About 12.5 min on 2 cores, so not in CI: the suite (make test, CI) runs five of them, tests/test_mutants_subset.py.
 # MUTANTS_ARGS="--only NAME" runs one, "--list" lists them, "--workers 4" runs four at once (default 2).
 MUTANTS_ARGS ?=
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,8 @@ import torch
 from cirlib.encoders.clip_model import build_clip, export_model_dir
 from cirlib.features.captions import CaptionedSplit, CaptionFeatures
 from cirlib.features.splits import SplitFeatures
+
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 # A CLIP small enough to build, train and encode with in well under a second on a CPU.
 TINY_CLIP = {
@@ -48,3 +52,15 @@ def random_split(kind: str, seed: int = 0, queries: int = 14, sets: int = 4, r: 
                              [f"text {i}" for i in range(queries)],
                              {"img_set_members": members, "gt_img_ids": gts})
     return CaptionedSplit(kind, features, CaptionFeatures(captions, captions[refs]))
+
+
+def make_notebook_root(folder: Path, notebooks: Sequence[str] = ()) -> Path:
+    """A stand-in for the repository root in ``folder``: a copy of ``configs/`` and a ``notebooks/`` holding copies of
+    ``notebooks`` (paths relative to the repository). A notebook takes its ROOT from the kernel's working directory,
+    ``<root>/notebooks``, so run there it writes its benchmark, feature cache and runs into ``folder``, never into
+    the checkout's ``data/`` or ``runs/``."""
+    shutil.copytree(REPOSITORY / "configs", folder / "configs")
+    (folder / "notebooks").mkdir()
+    for notebook in notebooks:
+        shutil.copy2(REPOSITORY / notebook, folder / notebook)
+    return folder

@@ -1,6 +1,7 @@
 """The α/β notebook in a real browser: JupyterLab headless on localhost, driven by Debian's Chromium.
 
-Runs notebook 04 on the small benchmark once, then drives its explorer as a student would: drags the α
+Runs notebook 04 on the small benchmark once, in a temporary stand-in for the repository root (its benchmark and
+feature cache go there, not into the checkout's ``data/``), then drives its explorer as a student would: drags the α
 slider's handle (the recall readout changes), switches the dataset dropdown (the new top-5 strip is drawn,
 not blank) and checks the layout at 1,100 px. Screenshots land in ``test-artifacts/``. Skipped when
 Chromium or Playwright is absent (``.ci/run`` installs Chromium, so CI runs it).
@@ -29,7 +30,8 @@ TOKEN = "cirlab-browser-test"
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytest.importorskip("jupyterlab", reason="jupyterlab is not installed")
-from tests.test_widgets import ink_share  # noqa: E402  (skips where ipywidgets is missing, as notebook 04 needs it)
+from tests.helpers import make_notebook_root
+from tests.test_widgets import ink_share  # (skips where ipywidgets is missing, as notebook 04 needs it)
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed (apt-get install chromium)")
 
@@ -59,8 +61,14 @@ def wait_idle(page, timeout_ms: int = 120_000) -> None:
 
 
 @pytest.fixture(scope="module")
-def jupyterlab(tmp_path_factory):
-    """A JupyterLab server on localhost with autosave off, so the committed notebook stays stripped."""
+def notebook_root(tmp_path_factory) -> Path:
+    """A temporary stand-in for the repository root holding a copy of notebook 04."""
+    return make_notebook_root(tmp_path_factory.mktemp("notebook-root"), [NOTEBOOK])
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory, notebook_root):
+    """A JupyterLab server on localhost serving ``notebook_root``, with autosave off (the copy stays as it was)."""
     tmp_path = tmp_path_factory.mktemp("jupyterlab")
     settings = tmp_path / "settings" / "@jupyterlab" / "docmanager-extension"
     settings.mkdir(parents=True)
@@ -70,7 +78,7 @@ def jupyterlab(tmp_path_factory):
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={ROOT}", "--LabApp.expose_app_in_browser=True",
+         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={notebook_root}", "--LabApp.expose_app_in_browser=True",
          "--ServerApp.open_browser=False", "--allow-root"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -91,7 +99,7 @@ def jupyterlab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def notebook_page(jupyterlab):
+def notebook_page(jupyterlab, notebook_root):
     """Notebook 04 run to the end in headless Chromium, 1,100 px wide: the page showing its explorer."""
     ARTIFACTS.mkdir(exist_ok=True)
     with playwright.sync_playwright() as p:
@@ -111,6 +119,7 @@ def notebook_page(jupyterlab):
             page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
             page.locator(".cirlib-recall-readout").first.wait_for(state="visible", timeout=600_000)
             wait_idle(page, 600_000)
+            assert (notebook_root / "data" / "synth-small").is_dir(), "notebook 04 built its benchmark elsewhere"
             yield page
         finally:
             browser.close()

@@ -17,7 +17,6 @@ bars: the notebooks tag only the cells whose wait is long (rendering the benchma
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ import torch
 from cirlib.inversion import Pic2WordConfig, train_pic2word
 from cirlib.train.stage2 import FusionTrainConfig, train_fusion
 from cirlib.train.triplets import TripletFeatures
-from tests.helpers import tiny_model_dir
+from tests.helpers import make_notebook_root, tiny_model_dir
 
 REPOSITORY = Path(__file__).parent.parent
 NOTEBOOKS = sorted((REPOSITORY / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -154,11 +153,20 @@ def test_notebook_is_paired_with_its_script_and_stripped(path):
 
 @pytest.fixture(scope="module")
 def notebook_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A temporary stand-in for the repository root: a copy of ``configs/`` and an empty ``notebooks/`` to run in."""
-    root = tmp_path_factory.mktemp("notebook-root")
-    shutil.copytree(REPOSITORY / "configs", root / "configs")
-    (root / "notebooks").mkdir()
-    return root
+    """A temporary stand-in for the repository root, shared by the module's notebooks, with an empty ``notebooks/``."""
+    return make_notebook_root(tmp_path_factory.mktemp("notebook-root"))
+
+
+def test_the_notebook_root_copies_the_configs_and_the_named_notebooks_only(tmp_path):
+    """The helper behind this module's root and the browser test's (which skips where Chromium is missing)."""
+    root = make_notebook_root(tmp_path / "root", ["notebooks/04_alpha_beta_sweeps.ipynb"])
+    def files(folder: Path) -> dict[Path, bytes]:
+        return {path.relative_to(folder): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+    assert files(root / "configs") == files(REPOSITORY / "configs") != {}
+    assert [path.name for path in (root / "notebooks").iterdir()] == ["04_alpha_beta_sweeps.ipynb"]
+    assert (root / "notebooks" / "04_alpha_beta_sweeps.ipynb").read_bytes() == NOTEBOOKS[3].read_bytes()
+    assert sorted(path.name for path in root.iterdir()) == ["configs", "notebooks"]  # no data/ or runs/ yet
 
 
 def root_check(nbformat, root: Path):
