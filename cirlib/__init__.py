@@ -1,8 +1,8 @@
 """CIR Lab: composed image retrieval research and teaching library.
 
 The names below are the public API (imported on first use, so ``import cirlib`` and ``cirlib synth`` stay
-fast). The layers, lowest first, each a package with its own exports: ``util``, ``data``, ``encoders``,
-``features``, ``fusion``, ``metrics``, ``index``, ``train``, ``evaluation``, ``weimocir``, ``inversion``,
+fast). The layers, lowest first, each a package with its own exports: ``util``, ``data``, ``metrics``,
+``encoders``, ``features``, ``fusion``, ``index``, ``train``, ``evaluation``, ``weimocir``, ``inversion``,
 ``analysis``, ``viz``, ``experiments``, ``apps``, ``assignment``, then ``cli``.
 """
 

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "cirlib"
 # Lowest first; cirlib/__init__.py, cli.py and __main__.py sit on top. cirlib/models holds data, no code.
-LAYERS = ("util", "data", "encoders", "features", "fusion", "metrics", "index", "train", "evaluation", "weimocir",
+LAYERS = ("util", "data", "metrics", "encoders", "features", "fusion", "index", "train", "evaluation", "weimocir",
           "inversion", "analysis", "viz", "experiments", "apps", "assignment")
 TOP_MODULES = ("cli", "__main__")
 DATA_FOLDERS = ("models",)

@@ -39,7 +39,7 @@ def _score_cases(seed: int, hidden: bool) -> list[Case]:
 
 
 def _result(values: np.ndarray, alphas: np.ndarray, betas: np.ndarray) -> SweepResult:
-    return SweepResult(alphas, betas, {_METRIC: values}, kind="cirr", variant="slides")
+    return SweepResult(alphas, betas, {_METRIC: values}, dataset="cirr", variant="slides")
 
 
 def held_out_choice(train: np.ndarray, val: np.ndarray, alphas: np.ndarray,

@@ -97,7 +97,7 @@ def both_orders(features: SplitFeatures) -> tuple[list[str], list[str]]:
     """A FashionIQ split's query texts in both caption orders, from ``extra["captions"]`` (``fashioniq_features``)."""
     if "captions" not in features.extra:
         raise ConfigError("the split's features", 'extra["captions"]', None,
-                          "each query's two captions (FashionIQ features from cirlib.encoders.fashioniq_features)")
+                          "each query's two captions (FashionIQ features from cirlib.features.fashioniq_features)")
     pairs = [fashioniq_query_texts_both_orders(captions) for captions in features.extra["captions"]]
     return [first for first, _ in pairs], [second for _, second in pairs]
 
