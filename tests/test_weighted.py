@@ -127,5 +127,5 @@ def test_captioned_split_gives_references_their_own_captions(tmp_path):
     own = encode_texts(encoder, ["ref one", "ref two"], progress=False)
     torch.testing.assert_close(captioned.captions.reference[1], own, atol=1e-5, rtol=1e-5)
     assert captioned.captions.select([1]).gallery.shape == (2, 1, 32)
-    with pytest.raises(ValueError, match="kind"):
+    with pytest.raises(ValueError, match="unknown dataset .coco.: expected one of fashioniq, cirr, circo"):
         captioned_split(encoder, FeatureCache(tmp_path / "cache"), "coco", split, file, "toy")
