@@ -30,14 +30,14 @@ def tiny_model_dir(folder: Path, seed: int = 0, kind: str = "targetpad"):
     return export_model_dir(folder, model, TINY_CLIP, {"kind": kind}, dtype=torch.float32), model
 
 
-def random_split(kind: str, seed: int = 0, queries: int = 14, sets: int = 4, r: int = 3,
+def random_split(dataset: str, seed: int = 0, queries: int = 14, sets: int = 4, r: int = 3,
                  dim: int = 8) -> CaptionedSplit:
     """Random features for ``sets`` groups of six gallery images; images 0 and 1 are identical (exact ties)."""
     gen = torch.Generator().manual_seed(seed)
     n = 6 * sets
     gallery, captions = torch.randn(n, dim, generator=gen), torch.randn(n, r, dim, generator=gen)
     gallery[1], captions[1] = gallery[0], captions[0]
-    names = list(range(100, 100 + n)) if kind == "circo" else [f"img{i}" for i in range(n)]
+    names = list(range(100, 100 + n)) if dataset == "circo" else [f"img{i}" for i in range(n)]
     rng = np.random.default_rng(seed)
     members, refs, targets, gts = [], [], [], []
     for _ in range(queries):
@@ -51,7 +51,7 @@ def random_split(kind: str, seed: int = 0, queries: int = 14, sets: int = 4, r: 
                              [names[i] for i in refs], [names[i] for i in targets],
                              [f"text {i}" for i in range(queries)],
                              {"img_set_members": members, "gt_img_ids": gts})
-    return CaptionedSplit(kind, features, CaptionFeatures(captions, captions[refs]))
+    return CaptionedSplit(dataset, features, CaptionFeatures(captions, captions[refs]))
 
 
 def make_notebook_root(folder: Path, notebooks: Sequence[str] = ()) -> Path:
