@@ -36,6 +36,7 @@ def zeroshot(args: argparse.Namespace) -> None:
     from cirlib.features import FeatureCache
     from cirlib.features.splits import merged_missing, missing_summary
     from cirlib.fusion import ZERO_SHOT_BASELINES
+    from cirlib.metrics.protocols import PROTOCOLS
 
     encoder = load_encoder(args.model, pretrained=args.pretrained, preprocess=args.preprocess, device=args.device,
                            precision=args.feature_precision, quick_gelu=args.quick_gelu)
@@ -45,7 +46,7 @@ def zeroshot(args: argparse.Namespace) -> None:
     features = benchmark_features(encoder, FeatureCache(args.cache), args.out, args.on_missing)
     results = evaluate_methods(features, ZERO_SHOT_BASELINES)
     missing = {name: missing_summary(merged_missing(split))
-               for name, split in zip(("fashioniq", "cirr", "circo"), features)}
+               for name, split in zip(PROTOCOLS, features)}
     print("\n" + format_results(results))
     write_json(Path(args.results) / "zero_shot.json", {"config": run, "results": results, "missing": missing})
     print(f"\nsaved {args.results}/zero_shot.json")

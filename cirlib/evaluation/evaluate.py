@@ -39,7 +39,6 @@ from cirlib.util.errors import CirlibError
 Method = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-
 def similarity(method: Method, features: SplitFeatures) -> torch.Tensor:
     """(Q, G) cosine similarity of the fused queries to the gallery: the dense reference for small splits."""
     return method(features.reference, features.text) @ F.normalize(features.gallery, dim=-1).T
@@ -178,5 +177,6 @@ def markdown_table(results: Mapping[str, Mapping[str, float]], columns: Sequence
 def format_results(results: dict[str, dict[str, dict]]) -> str:
     """The tables of :func:`evaluate_methods`: every dataset's ``Protocol.columns``."""
     units = {CIRCO.name: "mAP %"}
-    return "\n\n".join(format_table(results[p.name], p.columns, f"synth-{p.name} (val), {units.get(p.name, 'recall %')}")
+    return "\n\n".join(format_table(results[p.name], p.columns,
+                                     f"synth-{p.name} (val), {units.get(p.name, 'recall %')}")
                         for p in PROTOCOLS.values())
